@@ -1,0 +1,204 @@
+"""The vector store: stable string ids over a FAISS inner-product index, with save and load."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from .errors import StoreError
+from .exact import brute_force_search, recall_at_k
+from .persist import atomic_writer, atomic_write_bytes
+
+__all__ = ["VectorStore", "IndexSpec", "INDEX_TYPES", "measure_recall"]
+
+logger = logging.getLogger(__name__)
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "hnsw_sq8", "ivf_sq8")
+INDEX_FILE = "vectors.faiss"
+IDS_FILE = "ids.json"
+VECTORS_FILE = "vectors.npy"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """How to index. ``auto`` is exact up to ``exact_threshold`` vectors, HNSW above (no training, good recall)."""
+
+    index_type: str = "auto"
+    exact_threshold: int = 200_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 128
+    ivf_nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        if self.index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {', '.join(INDEX_TYPES)}, got {self.index_type!r}")
+
+    def resolve(self, count: int) -> str:
+        if self.index_type != "auto":
+            return self.index_type
+        return "flat" if count <= self.exact_threshold else "hnsw"
+
+
+def _make_index(kind: str, dim: int, spec: IndexSpec, vectors: np.ndarray) -> faiss.Index:
+    ip = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind in ("hnsw", "hnsw_sq8"):
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, ip)
+        else:
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, spec.hnsw_m, ip)
+        index.hnsw.efConstruction = spec.hnsw_ef_construction
+        index.hnsw.efSearch = spec.hnsw_ef_search
+        return index
+    if kind in ("ivf", "ivf_sq8"):
+        # sqrt(n) lists is the usual rule of thumb; at least 39 training points per list keep k-means sane.
+        nlist = max(1, min(int(np.sqrt(len(vectors))), len(vectors) // 39))
+        quantizer = faiss.IndexFlatIP(dim)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, ip)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, ip)
+        index.nprobe = min(spec.ivf_nprobe, nlist)
+        return index
+    raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, got {kind!r}")
+
+
+def measure_recall(index: faiss.Index, vectors: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
+    """recall@k of ``index`` against exact search, with a seeded sample of the real vectors as queries."""
+    n = len(vectors)
+    if n == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(n, size=min(sample, n), replace=False)
+    queries = np.ascontiguousarray(vectors[picks])
+    _, approx = index.search(queries, min(k, n))
+    exact_index = faiss.IndexFlatIP(vectors.shape[1])
+    exact_index.add(np.ascontiguousarray(vectors))
+    _, exact = exact_index.search(queries, min(k, n))
+    return recall_at_k(approx, exact, min(k, n))
+
+
+class VectorStore:
+    """Vectors addressed by article id. Knows nothing about text: ids and float32 rows only."""
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index, index_type: str) -> None:
+        if len(ids) != index.ntotal or len(ids) != len(vectors):
+            raise StoreError(f"{len(ids)} ids for {index.ntotal} indexed and {len(vectors)} stored vectors")
+        self._ids = list(ids)
+        self._positions = {id_: pos for pos, id_ in enumerate(self._ids)}
+        if len(self._positions) != len(self._ids):
+            raise StoreError("duplicate ids in the store")
+        self.vectors = vectors
+        self.index = index
+        self.index_type = index_type
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def build(cls, ids: Sequence[str], vectors: np.ndarray, spec: IndexSpec | None = None) -> "VectorStore":
+        spec = spec or IndexSpec()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise StoreError(f"vectors must be a 2-D array, got shape {vectors.shape}")
+        if len(ids) != len(vectors):
+            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
+        kind = spec.resolve(len(vectors))
+        index = _make_index(kind, vectors.shape[1], spec, vectors)
+        if not index.is_trained:
+            index.train(vectors)
+        if len(vectors):
+            index.add(vectors)
+        logger.info("built %s index over %d vectors", kind, len(vectors))
+        return cls(ids, vectors, index, kind)
+
+    # -- queries ------------------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    @property
+    def count(self) -> int:
+        return len(self._ids)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._positions
+
+    def position(self, article_id: str) -> int:
+        try:
+            return self._positions[article_id]
+        except KeyError:
+            raise KeyError(article_id) from None
+
+    def vector(self, article_id: str) -> np.ndarray:
+        return np.asarray(self.vectors[self.position(article_id)], dtype=np.float32)
+
+    def search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, positions) like FAISS: rows padded with position -1 when k exceeds the count."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dimension:
+            raise StoreError(f"query dimension {queries.shape[1]} does not match the index ({self.dimension})")
+        if k <= 0:
+            raise ValueError("k must be positive")
+        if self.count == 0:
+            return (np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64))
+        if self.index_type.startswith("hnsw"):
+            # efSearch below k silently truncates results
+            self.index.hnsw.efSearch = max(self.index.hnsw.efSearch, k)
+        return self.index.search(queries, k)
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        scores, positions = self.search_positions(queries, k)
+        return [
+            [(self._ids[p], float(s)) for p, s in zip(prow, srow) if p >= 0]
+            for prow, srow in zip(positions, scores)
+        ]
+
+    def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return brute_force_search(self.vectors, queries, k)
+
+    def recall(self, *, k: int = 10, sample: int = 1000) -> float:
+        if self.index_type == "flat":
+            return 1.0
+        return measure_recall(self.index, np.asarray(self.vectors), k=k, sample=sample)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory: Path) -> list[str]:
+        """Write the store's files into ``directory``; returns their names for the manifest."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(directory / INDEX_FILE) as fh:
+            fh.write(faiss.serialize_index(self.index).tobytes())
+        with atomic_writer(directory / VECTORS_FILE) as fh:
+            np.save(fh, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        atomic_write_bytes(directory / IDS_FILE, json.dumps(self._ids, ensure_ascii=False).encode("utf-8"))
+        return [INDEX_FILE, VECTORS_FILE, IDS_FILE]
+
+    @classmethod
+    def load(cls, directory: Path, *, index_type: str, mmap: bool = False, ef_search: int | None = None) -> "VectorStore":
+        """``mmap`` maps the files read-only so several worker processes share one copy in the page cache."""
+        directory = Path(directory)
+        try:
+            ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            index = faiss.read_index(str(directory / INDEX_FILE), flags)
+            vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None)
+        except FileNotFoundError as exc:
+            raise StoreError(f"{exc.filename}: missing") from None
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise StoreError(f"{directory}: cannot read the index: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise StoreError(f"{directory / IDS_FILE}: not a JSON list of string ids")
+        if ef_search and hasattr(index, "hnsw"):
+            index.hnsw.efSearch = ef_search
+        return cls(ids, vectors, index, index_type)

@@ -1,0 +1,183 @@
+"""The article: the one domain record everything else reads, validated once at the boundary."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from .errors import FieldError
+
+__all__ = ["Article", "parse_article", "parse_datetime", "MAX_ID_LENGTH", "KNOWN_FIELDS"]
+
+MAX_ID_LENGTH = 256
+KNOWN_FIELDS = (
+    "id",
+    "title",
+    "body",
+    "summary",
+    "url",
+    "published_at",
+    "updated_at",
+    "section",
+    "tags",
+    "authors",
+    "language",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One news article. Unknown export fields (labels like ``story_id``) are kept in ``extra``."""
+
+    id: str
+    title: str
+    body: str = ""
+    summary: str = ""
+    url: str | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    language: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :func:`parse_article` reads back to an equal article."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "summary": self.summary,
+            "url": self.url,
+            "published_at": _iso(self.published_at),
+            "updated_at": _iso(self.updated_at),
+            "section": self.section,
+            "tags": list(self.tags),
+            "authors": list(self.authors),
+            "language": self.language,
+        }
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def content_hash(self) -> str:
+        """Hash of the fields that feed embedding and lexical models: the key for incremental reuse."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.title, self.summary, self.body):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1f")
+        return h.hexdigest()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_datetime(value: Any, field_name: str) -> datetime | None:
+    """ISO-8601 to an aware UTC datetime; a naive time means UTC (CMS exports often omit the zone)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise FieldError(field_name, f"not an ISO-8601 date: {value!r:.60}") from None
+    else:
+        raise FieldError(field_name, f"expected an ISO-8601 string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _text(record: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+    value = record.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = ""
+    if not isinstance(value, str):
+        raise FieldError(name, f"expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if required and not value.strip():
+        raise FieldError(name, "missing or empty")
+    return value
+
+
+def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
+    value = _text(record, name).strip()
+    return value or None
+
+
+def _string_list(record: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = record.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ()
+    if isinstance(value, str):
+        # CSV exports flatten lists; accept "a, b" and "a|b".
+        sep = "|" if "|" in value else ","
+        return tuple(part.strip() for part in value.split(sep) if part.strip())
+    if hasattr(value, "tolist"):  # numpy / arrow arrays from Parquet
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise FieldError(name, f"expected a list of strings, got {type(value).__name__}")
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise FieldError(name, f"expected a list of strings, found {type(item).__name__}")
+        if item.strip():
+            out.append(item.strip())
+    return tuple(out)
+
+
+def parse_article(record: Mapping[str, Any], *, clean_html: bool = True) -> Article:
+    """Validate one raw export record. Raises :class:`FieldError` naming the first bad field."""
+    if not isinstance(record, Mapping):
+        raise FieldError("record", f"expected a JSON object, got {type(record).__name__}")
+    raw_id = record.get("id")
+    if isinstance(raw_id, bool) or raw_id is None:
+        raise FieldError("id", "missing or empty")
+    if isinstance(raw_id, int):
+        raw_id = str(raw_id)  # numeric CMS ids are common; they are still stable strings
+    if not isinstance(raw_id, str):
+        raise FieldError("id", f"expected a string, got {type(raw_id).__name__}")
+    article_id = raw_id.strip()
+    if not article_id:
+        raise FieldError("id", "missing or empty")
+    if len(article_id) > MAX_ID_LENGTH:
+        raise FieldError("id", f"longer than {MAX_ID_LENGTH} characters ({len(article_id)})")
+    if any(ord(c) < 32 for c in article_id):
+        raise FieldError("id", "contains control characters")
+
+    title = _text(record, "title", required=True).strip()
+    body = _text(record, "body")
+    summary = _text(record, "summary")
+    if clean_html:
+        from .text import html_to_text
+
+        body = html_to_text(body)
+        summary = html_to_text(summary)
+        title = html_to_text(title) or title
+
+    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    return Article(
+        id=article_id,
+        title=title,
+        body=body,
+        summary=summary,
+        url=_optional_text(record, "url"),
+        published_at=parse_datetime(record.get("published_at"), "published_at"),
+        updated_at=parse_datetime(record.get("updated_at"), "updated_at"),
+        section=_optional_text(record, "section"),
+        tags=_string_list(record, "tags"),
+        authors=_string_list(record, "authors"),
+        language=_optional_text(record, "language"),
+        extra=extra,
+    )

@@ -1,0 +1,191 @@
+"""The catalog: every servable article of one index version plus live changes, addressed by position.
+
+Base rows come from the published version (possibly memory-mapped); live upserts are appended as new
+positions and deletes/replacements only clear an ``alive`` flag, so a position never changes meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .article import Article
+from .ranking import Candidates, Filters, Source
+
+__all__ = ["Catalog"]
+
+
+def _epoch(article: Article) -> float:
+    return article.published_at.timestamp() if article.published_at else float("nan")
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+@dataclass
+class _Live:
+    vectors: list[np.ndarray]
+    signatures: list[np.ndarray]
+    lexical: list[sp.csr_matrix]
+
+
+class Catalog:
+    def __init__(
+        self,
+        articles: Sequence[Article],
+        vectors: np.ndarray,
+        signatures: np.ndarray,
+        lexical: sp.csr_matrix,
+    ) -> None:
+        self.articles: list[Article] = list(articles)
+        self.base_count = len(self.articles)
+        self._vectors = vectors
+        self._signatures = signatures
+        self._lexical = lexical
+        self._live = _Live([], [], [])
+        self._live_cache: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
+        self.positions: dict[str, int] = {a.id: i for i, a in enumerate(self.articles)}
+        self.alive = np.ones(self.base_count, dtype=bool)
+        self.published = np.array([_epoch(a) for a in self.articles], dtype=np.float64)
+        self.sections = np.array([_lower(a.section) for a in self.articles], dtype=object)
+        self.languages = np.array([_lower(a.language) for a in self.articles], dtype=object)
+        self.tags: list[frozenset[str]] = [frozenset(t.lower() for t in a.tags) for a in self.articles]
+
+    # -- lookups ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.alive.sum())
+
+    @property
+    def size(self) -> int:
+        """Positions in use, alive or not."""
+        return len(self.articles)
+
+    def position(self, article_id: str) -> int | None:
+        return self.positions.get(article_id)
+
+    def get(self, article_id: str) -> Article | None:
+        pos = self.positions.get(article_id)
+        return self.articles[pos] if pos is not None else None
+
+    def live_positions(self) -> np.ndarray:
+        return np.flatnonzero(self.alive[self.base_count :]) + self.base_count
+
+    def _live_arrays(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+        if self._live_cache is None:
+            dim = self._vectors.shape[1]
+            vecs = np.vstack(self._live.vectors) if self._live.vectors else np.zeros((0, dim), np.float32)
+            sigs = np.vstack(self._live.signatures) if self._live.signatures else np.zeros((0, self._signatures.shape[1]), np.uint32)
+            lex = sp.vstack(self._live.lexical).tocsr() if self._live.lexical else sp.csr_matrix((0, self._lexical.shape[1]), dtype=np.float32)
+            self._live_cache = (vecs, sigs, lex)
+        return self._live_cache
+
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        base = positions < self.base_count
+        if base.all():
+            return np.asarray(self._vectors[positions], dtype=np.float32)
+        out = np.empty((len(positions), self._vectors.shape[1]), dtype=np.float32)
+        out[base] = self._vectors[positions[base]]
+        out[~base] = self._live_arrays()[0][positions[~base] - self.base_count]
+        return out
+
+    def signatures(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        base = positions < self.base_count
+        if base.all():
+            return np.asarray(self._signatures[positions])
+        out = np.empty((len(positions), self._signatures.shape[1]), dtype=np.uint32)
+        out[base] = self._signatures[positions[base]]
+        out[~base] = self._live_arrays()[1][positions[~base] - self.base_count]
+        return out
+
+    def lexical_rows(self, positions: np.ndarray) -> sp.csr_matrix:
+        positions = np.asarray(positions, dtype=np.int64)
+        base = positions < self.base_count
+        if base.all():
+            return self._lexical[positions]
+        live = self._live_arrays()[2]
+        rows = [self._lexical[[p]] if p < self.base_count else live[[p - self.base_count]] for p in positions]
+        return sp.vstack(rows).tocsr()
+
+    def source(self, pos: int) -> Source:
+        return Source(
+            vector=self.vectors(np.array([pos]))[0],
+            signature=self.signatures(np.array([pos]))[0],
+            published=float(self.published[pos]),
+            section=self.sections[pos],
+            tags=self.tags[pos],
+        )
+
+    # -- candidates ---------------------------------------------------------------------------
+    def eligible(self, filters: Filters, exclude: Sequence[int] = ()) -> np.ndarray:
+        """Boolean mask over all positions: alive, not excluded, and passing every filter."""
+        mask = self.alive.copy()
+        if filters.sections:
+            mask &= np.isin(self.sections, [s.lower() for s in filters.sections])
+        if filters.exclude_sections:
+            mask &= ~np.isin(self.sections, [s.lower() for s in filters.exclude_sections])
+        if filters.language:
+            mask &= self.languages == filters.language.lower()
+        with np.errstate(invalid="ignore"):
+            if filters.since is not None:
+                mask &= self.published >= filters.since.timestamp()
+            if filters.until is not None:
+                mask &= self.published <= filters.until.timestamp()
+        if filters.tags:
+            wanted = {t.lower() for t in filters.tags}
+            mask &= np.fromiter((bool(wanted & t) for t in self.tags), dtype=bool, count=len(self.tags))
+        for article_id in filters.exclude_ids:
+            pos = self.positions.get(article_id)
+            if pos is not None:
+                mask[pos] = False
+        for pos in exclude:
+            if 0 <= pos < len(mask):
+                mask[pos] = False
+        return mask
+
+    def gather(self, positions: np.ndarray, source: Source, query_lexical: sp.csr_matrix) -> Candidates:
+        positions = np.asarray(positions, dtype=np.int64)
+        vecs = self.vectors(positions)
+        lex = self.lexical_rows(positions)
+        return Candidates(
+            positions=positions,
+            semantic=(vecs @ source.vector).astype(np.float32),
+            lexical=np.asarray((lex @ query_lexical.T).toarray()).ravel().astype(np.float32),
+            vectors=vecs,
+            signatures=self.signatures(positions),
+            published=self.published[positions],
+            sections=self.sections[positions],
+            tags=[self.tags[p] for p in positions],
+        )
+
+    # -- live changes -------------------------------------------------------------------------
+    def add(self, article: Article, vector: np.ndarray, signature: np.ndarray, lexical_row: sp.csr_matrix) -> int:
+        """Append (or replace) an article; the old row of a replaced id stops being served at once."""
+        old = self.positions.get(article.id)
+        if old is not None:
+            self.alive[old] = False
+        pos = len(self.articles)
+        self.articles.append(article)
+        self._live.vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        self._live.signatures.append(np.asarray(signature, dtype=np.uint32).reshape(1, -1))
+        self._live.lexical.append(sp.csr_matrix(lexical_row, dtype=np.float32))
+        self._live_cache = None
+        self.positions[article.id] = pos
+        self.alive = np.append(self.alive, True)
+        self.published = np.append(self.published, _epoch(article))
+        self.sections = np.append(self.sections, np.array([_lower(article.section)], dtype=object))
+        self.languages = np.append(self.languages, np.array([_lower(article.language)], dtype=object))
+        self.tags.append(frozenset(t.lower() for t in article.tags))
+        return pos
+
+    def remove(self, article_id: str) -> bool:
+        pos = self.positions.pop(article_id, None)
+        if pos is None:
+            return False
+        self.alive[pos] = False
+        return True

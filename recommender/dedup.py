@@ -1,0 +1,54 @@
+"""Near-duplicate detection: MinHash over word shingles (news sites re-publish a story under new ids).
+
+Word 3-shingles with Jaccard >= 0.5 catch a re-published copy with a changed headline word, a tweaked
+first sentence or an "Updated:" line, while two reports of one event by different writers share far
+fewer shingles (measured on the demo corpus, reuters21578's duplicate bodies and ecbplus-dev: README).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["shingles", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "dedup_text"]
+
+NEAR_DUPLICATE_THRESHOLD = 0.5
+NUM_PERM = 64
+SHINGLE_WORDS = 3
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def dedup_text(title: str, body: str) -> str:
+    return f"{title}\n{body}"
+
+
+def shingles(text: str, n: int = SHINGLE_WORDS) -> set[bytes]:
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return {" ".join(words).encode("utf-8")} if words else set()
+    return {" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+
+
+def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM, seed: int = 1) -> np.ndarray:
+    """One row of ``num_perm`` uint32 minima per text; equal-position agreement estimates Jaccard."""
+    from datasketch import MinHash
+
+    out = np.zeros((len(texts), num_perm), dtype=np.uint32)
+    for row, text in enumerate(texts):
+        grams = shingles(text)
+        if not grams:
+            # Empty text: a signature no other text can match, so it is nobody's duplicate.
+            out[row] = np.uint32(0xFFFFFFFF) - row % 7919
+            continue
+        m = MinHash(num_perm=num_perm, seed=seed)
+        m.update_batch(list(grams))
+        out[row] = m.hashvalues.astype(np.uint32)
+    return out
+
+
+def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of signature ``a`` (one row) against one or many rows ``b``."""
+    b = np.atleast_2d(b)
+    return (b == np.asarray(a)[None, :]).mean(axis=1)

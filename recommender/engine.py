@@ -1,0 +1,266 @@
+"""The recommender: one loaded index version, live changes on top, related articles out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from index import IndexDirectory, Manifest, ManifestError, StoreError, VectorStore
+
+from .article import Article, parse_article
+from .catalog import Catalog
+from .dedup import dedup_text, minhash_signatures
+from .embedding import Embedder, resolve_model
+from .errors import ArticleNotFoundError, ConfigurationError
+from .lexical import LexicalModel
+from .ranking import Filters, RankedItem, RankingConfig, Source, rank
+from .text import embedding_text, lexical_text
+
+__all__ = ["Recommender", "Related", "ARTICLES_FILE", "SIGNATURES_FILE", "NEIGHBORS_FILES"]
+
+logger = logging.getLogger(__name__)
+
+ARTICLES_FILE = "articles.jsonl"
+SIGNATURES_FILE = "signatures.npy"
+NEIGHBORS_FILES = {"semantic": "neighbors_semantic.npy", "lexical": "neighbors_lexical.npy"}
+_EXHAUSTIVE_LIMIT = 50_000  # below this many eligible articles, score them all rather than widen a search
+
+
+@dataclass
+class Related:
+    article: Article
+    score: float
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        a = self.article
+        return {
+            "id": a.id,
+            "title": a.title,
+            "url": a.url,
+            "published_at": a.published_at.isoformat().replace("+00:00", "Z") if a.published_at else None,
+            "section": a.section,
+            "score": round(self.score, 6),
+            "reasons": self.reasons,
+        }
+
+
+def read_articles_file(path: Path) -> tuple[list[Article], list[str]]:
+    """Articles of a version with their content hashes (for incremental rebuilds)."""
+    articles, hashes = [], []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            hashes.append(record.pop("_hash", ""))
+            articles.append(parse_article(record, clean_html=False))
+    return articles, hashes
+
+
+class Recommender:
+    """Thread-safe for reads; live changes take a lock. Build with :meth:`open`."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        path: Path,
+        manifest: Manifest,
+        store: VectorStore,
+        catalog: Catalog,
+        lexical: LexicalModel,
+        neighbors: dict[str, np.ndarray],
+        config: RankingConfig,
+        embedder: Embedder | Callable[[], Embedder] | None = None,
+    ) -> None:
+        self.version = version
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self.catalog = catalog
+        self.lexical = lexical
+        self.neighbors = neighbors
+        self.config = config
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self.text_strategy = manifest.extra.get("text_strategy", "lead")
+        self.lead_words = int(manifest.extra.get("lead_words", 200))
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        index_dir: Path,
+        *,
+        model: str | None = None,
+        config: RankingConfig | None = None,
+        embedder: Embedder | Callable[[], Embedder] | None = None,
+        version: str | None = None,
+        mmap: bool = False,
+        verify_digests: bool = False,
+    ) -> "Recommender":
+        """Load the published version (or ``version``). ``model`` is checked against the manifest before any
+        vector is read: serving one model's vectors against another's queries would be silently wrong."""
+        directory = IndexDirectory(index_dir)
+        path = directory.version_path(version) if version else directory.current_path()
+        manifest = Manifest.read(path)
+        manifest.verify_files(path, digests=verify_digests)
+        if model is not None:
+            manifest.check_compatible(model=resolve_model(model)[1])
+        try:
+            store = VectorStore.load(path, index_type=manifest.index_type, mmap=mmap)
+            articles, _ = read_articles_file(path / ARTICLES_FILE)
+            signatures = np.load(path / SIGNATURES_FILE, mmap_mode="r" if mmap else None)
+            lexical = LexicalModel.load(path)
+            neighbors = {k: np.load(path / f, mmap_mode="r" if mmap else None) for k, f in NEIGHBORS_FILES.items()}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ManifestError(f"{path}: version unreadable: {exc}") from None
+        if [a.id for a in articles] != store.ids:
+            raise StoreError(f"{path}: articles and vectors are out of step")
+        catalog = Catalog(articles, store.vectors, signatures, lexical.matrix_)
+        return cls(
+            version=path.name,
+            path=path,
+            manifest=manifest,
+            store=store,
+            catalog=catalog,
+            lexical=lexical,
+            neighbors=neighbors,
+            config=config or RankingConfig(),
+            embedder=embedder,
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            raise ConfigurationError("this operation embeds text and needs a model; none was configured")
+        if not isinstance(self._embedder, Embedder):
+            self._embedder = self._embedder()
+        if self._embedder.model_id != self.manifest.model:
+            raise ConfigurationError(
+                f"index was built with model {self.manifest.model!r} but {self._embedder.model_id!r} is loaded"
+            )
+        return self._embedder
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def article(self, article_id: str) -> Article:
+        pos = self.catalog.position(article_id)
+        if pos is None or not self.catalog.alive[pos]:
+            raise ArticleNotFoundError(article_id)
+        return self.catalog.articles[pos]
+
+    def __contains__(self, article_id: object) -> bool:
+        pos = self.catalog.position(article_id) if isinstance(article_id, str) else None
+        return pos is not None and bool(self.catalog.alive[pos])
+
+    # -- related ------------------------------------------------------------------------------
+    def related(self, article_id: str, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
+        """Related articles for an indexed (or live-upserted) article: a lookup of precomputed candidates
+        plus re-ranking, widening to a real search only when filters or duplicates leave fewer than k."""
+        pos = self.catalog.position(article_id)
+        if pos is None or not self.catalog.alive[pos]:
+            raise ArticleNotFoundError(article_id)
+        source = self.catalog.source(pos)
+        query_lex = self.catalog.lexical_rows(np.array([pos]))
+        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[pos], precomputed=pos)
+
+    def related_to_article(self, draft: Article, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
+        """For a draft or an article not yet indexed: embed it now (needs the model)."""
+        vector = self.embedder.encode([embedding_text(draft, strategy=self.text_strategy, lead_words=self.lead_words)])[0]
+        source = Source(
+            vector=vector,
+            signature=minhash_signatures([dedup_text(draft.title, draft.body)])[0],
+            published=draft.published_at.timestamp() if draft.published_at else float("nan"),
+            section=draft.section.lower() if draft.section else None,
+            tags=frozenset(t.lower() for t in draft.tags),
+        )
+        query_lex = self.lexical.transform([lexical_text(draft)])
+        own = self.catalog.position(draft.id)
+        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [])
+
+    def _candidate_pool(self, source: Source, query_lex: sp.csr_matrix, n: int, precomputed: int | None) -> np.ndarray:
+        base_n = self.catalog.base_count
+        parts: list[np.ndarray] = [self.catalog.live_positions()]
+        sem = self.neighbors["semantic"]
+        if precomputed is not None and precomputed < base_n and n <= sem.shape[1]:
+            parts.append(np.asarray(sem[precomputed, :n]))
+            parts.append(np.asarray(self.neighbors["lexical"][precomputed, :n]))
+        else:
+            if base_n:
+                _, positions = self.store.search_positions(source.vector, min(n, base_n))
+                parts.append(positions[0])
+                lex = self.lexical.scores(query_lex)
+                top = min(n, len(lex))
+                parts.append(np.argpartition(-lex, top - 1)[:top] if top else np.zeros(0, np.int64))
+        pool = np.unique(np.concatenate([p.astype(np.int64) for p in parts]))
+        return pool[pool >= 0]
+
+    def _related(
+        self,
+        source: Source,
+        query_lex: sp.csr_matrix,
+        k: int,
+        filters: Filters,
+        overrides: dict[str, Any],
+        *,
+        exclude: list[int],
+        precomputed: int | None = None,
+    ) -> list[Related]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        config = self.config.with_overrides(**overrides) if overrides else self.config
+        if config.window_days and not math.isnan(source.published):
+            from datetime import datetime, timedelta, timezone
+
+            centre = datetime.fromtimestamp(source.published, tz=timezone.utc)
+            window = timedelta(days=config.window_days)
+            since = max(filter(None, [filters.since, centre - window]))
+            until = min(filter(None, [filters.until, centre + window]))
+            filters = Filters(filters.sections, filters.exclude_sections, filters.tags, filters.language, filters.exclude_ids, since, until)
+        catalog = self.catalog
+        mask = catalog.eligible(filters, exclude) if (filters.active or filters.exclude_ids) else None
+        n = max(config.candidates, 4 * k)
+        explain = lambda pos: self.lexical.top_terms(query_lex, catalog.lexical_rows(np.array([pos])))  # noqa: E731
+        while True:
+            if mask is not None and mask.sum() <= _EXHAUSTIVE_LIMIT and (filters.active or n > config.candidates):
+                pool = np.flatnonzero(mask)
+                exhaustive = True
+            else:
+                pool = self._candidate_pool(source, query_lex, n, precomputed)
+                exhaustive = n >= catalog.size
+                if mask is not None:
+                    pool = pool[mask[pool]]
+                else:
+                    pool = pool[catalog.alive[pool]]
+                    pool = pool[~np.isin(pool, exclude)]
+            items = rank(source, catalog.gather(pool, source, query_lex), config, k, explain=explain)
+            if len(items) >= k or exhaustive:
+                return [self._to_related(item) for item in items]
+            n *= 4
+
+    def _to_related(self, item: RankedItem) -> Related:
+        return Related(self.catalog.articles[item.position], item.score, item.reasons)
+
+    # -- live changes -------------------------------------------------------------------------
+    def upsert(self, article: Article) -> bool:
+        """Make an article recommendable now (and give it related articles); True when it is new."""
+        vector = self.embedder.encode([embedding_text(article, strategy=self.text_strategy, lead_words=self.lead_words)])[0]
+        signature = minhash_signatures([dedup_text(article.title, article.body)])[0]
+        lexical_row = self.lexical.transform([lexical_text(article)])
+        with self._lock:
+            created = article.id not in self
+            self.catalog.add(article, vector, signature, lexical_row)
+        return created
+
+    def delete(self, article_id: str) -> bool:
+        with self._lock:
+            return self.catalog.remove(article_id)

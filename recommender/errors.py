@@ -1,0 +1,70 @@
+"""Typed errors of the recommender: the CLI turns them into one line, the service into JSON."""
+
+from __future__ import annotations
+
+__all__ = [
+    "RecommenderError",
+    "FieldError",
+    "LoadError",
+    "RejectsExceededError",
+    "ArticleNotFoundError",
+    "ConfigurationError",
+    "ValidationFailedError",
+]
+
+
+class RecommenderError(Exception):
+    """Base class: every error a user can cause or fix. ``code`` is stable for APIs and exit codes."""
+
+    code = "recommender_error"
+    exit_code = 1
+
+
+class FieldError(RecommenderError, ValueError):
+    """One field of one record is invalid."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class LoadError(RecommenderError):
+    """An input file cannot be read at all (missing, unreadable, unknown format, empty)."""
+
+    code = "load_error"
+    exit_code = 2
+
+
+class RejectsExceededError(RecommenderError):
+    """Too many bad rows: publishing would silently lose articles, so the build stops."""
+
+    code = "too_many_rejects"
+    exit_code = 3
+
+
+class ArticleNotFoundError(RecommenderError, KeyError):
+    code = "article_not_found"
+
+    def __init__(self, article_id: str) -> None:
+        super().__init__(f"article not found: {article_id!r}")
+        self.article_id = article_id
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class ConfigurationError(RecommenderError, ValueError):
+    """A setting or option is invalid or inconsistent (e.g. a model that does not match the index)."""
+
+    code = "configuration_error"
+    exit_code = 2
+
+
+class ValidationFailedError(RecommenderError):
+    """A freshly built version failed a check before publish; nothing was published."""
+
+    code = "validation_failed"
+    exit_code = 4

@@ -1,0 +1,138 @@
+"""The lexical model: TF-IDF fitted on the corpus, saved without pickle, versioned with the index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from index import atomic_write_json, atomic_writer
+
+__all__ = ["LexicalModel", "LexicalParams"]
+
+PARAMS_FILE = "lexical.json"
+IDF_FILE = "lexical_idf.npy"
+MATRIX_FILE = "lexical_matrix.npz"
+
+
+@dataclass(frozen=True)
+class LexicalParams:
+    """TF-IDF settings. Sublinear TF and English stop words follow More-Like-This practice; on ecbplus-dev
+    unigram+bigram TF-IDF (names like "Costa Concordia" stay together) measured best (README, Ranking)."""
+
+    sublinear_tf: bool = True
+    stop_words: str | None = "english"
+    min_df: int = 2
+    max_df: float = 0.5
+    ngram_max: int = 1
+    max_features: int | None = 500_000
+
+
+class LexicalModel:
+    """scikit-learn lifecycle: parameters in __init__, ``fit`` learns ``vectorizer_`` and ``matrix_``."""
+
+    def __init__(self, params: LexicalParams | None = None) -> None:
+        self.params = params or LexicalParams()
+
+    def _vectorizer(self, n_docs: int) -> TfidfVectorizer:
+        p = self.params
+        small = n_docs < 20  # document-frequency pruning is meaningless (and can empty the vocabulary) on tiny corpora
+        return TfidfVectorizer(
+            sublinear_tf=p.sublinear_tf,
+            stop_words=p.stop_words,
+            min_df=1 if small else p.min_df,
+            max_df=1.0 if small else p.max_df,
+            ngram_range=(1, p.ngram_max),
+            max_features=p.max_features,
+            dtype=np.float32,
+        )
+
+    def fit(self, texts: Sequence[str]) -> "LexicalModel":
+        vectorizer = self._vectorizer(len(texts))
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:  # every term pruned (e.g. only stop words): fall back to no pruning
+            vectorizer = TfidfVectorizer(sublinear_tf=self.params.sublinear_tf, dtype=np.float32, token_pattern=r"(?u)\b\w+\b")
+            matrix = vectorizer.fit_transform(texts) if any(t.strip() for t in texts) else sp.csr_matrix((len(texts), 1))
+        self.vectorizer_ = vectorizer
+        self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
+        self.terms_ = np.asarray(vectorizer.get_feature_names_out()) if hasattr(vectorizer, "vocabulary_") else np.asarray([""])
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "matrix_"):
+            raise RuntimeError("LexicalModel is not fitted: call fit() or load() first")
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        self._check_fitted()
+        if not hasattr(self.vectorizer_, "vocabulary_"):
+            return sp.csr_matrix((len(texts), self.matrix_.shape[1]), dtype=np.float32)
+        return sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
+
+    def scores(self, query: sp.csr_matrix, rows: np.ndarray | None = None) -> np.ndarray:
+        """Cosine of one query row against all documents (or the given rows): rows are L2-normalised."""
+        self._check_fitted()
+        matrix = self.matrix_ if rows is None else self.matrix_[rows]
+        return np.asarray((matrix @ query.T).toarray()).ravel()
+
+    def top_terms(self, a: sp.csr_matrix, b: sp.csr_matrix, n: int = 3) -> list[str]:
+        """Terms that contribute most to the similarity of two documents: the 'why' an editor can read."""
+        self._check_fitted()
+        product = a.multiply(b).tocsr()
+        if product.nnz == 0:
+            return []
+        order = np.argsort(-product.data)[:n]
+        return [str(self.terms_[product.indices[i]]) for i in order]
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory: Path) -> list[str]:
+        self._check_fitted()
+        directory = Path(directory)
+        vocabulary = {str(t): int(i) for t, i in getattr(self.vectorizer_, "vocabulary_", {}).items()}
+        vec_params = self.vectorizer_.get_params()
+        state = {
+            "params": asdict(self.params),
+            "vectorizer": {
+                "sublinear_tf": vec_params["sublinear_tf"],
+                "stop_words": vec_params["stop_words"],
+                "ngram_range": list(vec_params["ngram_range"]),
+                "token_pattern": vec_params["token_pattern"],
+            },
+            "vocabulary": vocabulary,
+        }
+        atomic_write_json(directory / PARAMS_FILE, state)
+        with atomic_writer(directory / IDF_FILE) as fh:
+            np.save(fh, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
+        with atomic_writer(directory / MATRIX_FILE) as fh:
+            sp.save_npz(fh, self.matrix_, compressed=False)
+        return [PARAMS_FILE, IDF_FILE, MATRIX_FILE]
+
+    @classmethod
+    def load(cls, directory: Path) -> "LexicalModel":
+        directory = Path(directory)
+        state = json.loads((directory / PARAMS_FILE).read_text(encoding="utf-8"))
+        model = cls(LexicalParams(**state["params"]))
+        v = state["vectorizer"]
+        vectorizer = TfidfVectorizer(
+            sublinear_tf=v["sublinear_tf"],
+            stop_words=v["stop_words"],
+            ngram_range=tuple(v["ngram_range"]),
+            token_pattern=v["token_pattern"],
+            dtype=np.float32,
+        )
+        if state["vocabulary"]:
+            vectorizer.vocabulary_ = state["vocabulary"]
+            vectorizer.idf_ = np.load(directory / IDF_FILE)
+        model.vectorizer_ = vectorizer
+        model.matrix_ = sp.load_npz(directory / MATRIX_FILE).tocsr()
+        terms = np.empty(len(state["vocabulary"]) or 1, dtype=object)
+        terms[:] = ""
+        for term, idx in state["vocabulary"].items():
+            terms[idx] = term
+        model.terms_ = terms
+        return model

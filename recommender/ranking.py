@@ -1,0 +1,242 @@
+"""Ranking: from candidate articles to the related box. Pure functions over arrays, no I/O.
+
+Order of operations, each documented with its measurement in the README (Ranking):
+eligibility (never the source, filters, window) -> hybrid relevance (semantic + lexical) ->
+freshness decay -> greedy selection that drops near-duplicates and applies MMR diversity -> reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ConfigurationError
+
+__all__ = ["RankingConfig", "Filters", "Candidates", "RankedItem", "Source", "rank", "FUSIONS"]
+
+FUSIONS = ("weighted", "rrf")
+_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """One named ranking configuration. Defaults were chosen on ecbplus-dev and confirmed on reuters21578."""
+
+    name: str = "default"
+    #: weight of embedding cosine in the fused score; the lexical (TF-IDF) cosine gets ``1 - semantic_weight``
+    semantic_weight: float = 0.35
+    #: ``weighted``: weighted sum of cosines; ``rrf``: reciprocal-rank fusion of the two candidate lists
+    fusion: str = "weighted"
+    rrf_k: int = 60
+    #: candidates taken from each retriever before re-ranking
+    candidates: int = 100
+    #: estimated Jaccard of word 3-shingles at or above which two articles are the same story re-published
+    near_duplicate_threshold: float = 0.5
+    #: 0 = pure relevance; higher trades relevance for variety (MMR with lambda = 1 - diversity)
+    diversity: float = 0.0
+    #: halve the score of an article this many days away from the source; None = no decay
+    freshness_half_life_days: float | None = None
+    #: only articles published within this many days of the source; None = no window
+    window_days: float | None = None
+    #: added to the fused score of a candidate in the source's section
+    same_section_boost: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ConfigurationError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if not 0.0 <= self.semantic_weight <= 1.0:
+            raise ConfigurationError("semantic_weight must be between 0 and 1")
+        if not 0.0 <= self.diversity <= 1.0:
+            raise ConfigurationError("diversity must be between 0 and 1")
+        if self.candidates < 1:
+            raise ConfigurationError("candidates must be at least 1")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            raise ConfigurationError("near_duplicate_threshold must be in (0, 1]")
+        if self.freshness_half_life_days is not None and self.freshness_half_life_days <= 0:
+            raise ConfigurationError("freshness_half_life_days must be positive")
+        if self.window_days is not None and self.window_days <= 0:
+            raise ConfigurationError("window_days must be positive")
+
+    def with_overrides(self, **overrides: Any) -> "RankingConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        clean = {k: v for k, v in overrides.items() if v is not None or k in ("freshness_half_life_days", "window_days")}
+        return replace(self, **clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "RankingConfig":
+        """A JSON (or TOML) file holding any subset of the fields; ``name`` defaults to the file stem."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"{path}: cannot read ranking configuration: {exc.strerror}") from None
+        try:
+            if path.suffix.lower() == ".toml":
+                import tomllib
+
+                data = tomllib.loads(raw.decode("utf-8"))
+            else:
+                data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{path}: invalid ranking configuration: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{path}: ranking configuration must be an object")
+        data.setdefault("name", path.stem)
+        try:
+            return cls().with_overrides(**data)
+        except TypeError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard constraints from the request; they never make the list shorter than k while k eligible items exist."""
+
+    sections: tuple[str, ...] = ()
+    exclude_sections: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+    exclude_ids: frozenset[str] = frozenset()
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sections or self.exclude_sections or self.tags or self.language or self.since or self.until)
+
+
+@dataclass
+class Candidates:
+    """Eligible candidates with everything ranking reads, gathered by the catalog (base index or live rows)."""
+
+    positions: np.ndarray  # (m,) int64
+    semantic: np.ndarray  # (m,) embedding cosine to the source
+    lexical: np.ndarray  # (m,) TF-IDF cosine to the source
+    vectors: np.ndarray  # (m, d) float32, L2-normalised
+    signatures: np.ndarray  # (m, p) uint32 MinHash
+    published: np.ndarray  # (m,) epoch seconds, NaN when unknown
+    sections: np.ndarray  # (m,) object, lower-cased or None
+    tags: Sequence[frozenset[str]]
+
+
+@dataclass
+class RankedItem:
+    position: int
+    score: float
+    semantic: float
+    lexical: float
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Source:
+    vector: np.ndarray
+    signature: np.ndarray
+    published: float  # epoch seconds or NaN
+    section: str | None
+    tags: frozenset[str]
+
+
+def _fuse(c: Candidates, config: RankingConfig) -> np.ndarray:
+    w = config.semantic_weight
+    if config.fusion == "weighted":
+        return w * c.semantic + (1.0 - w) * c.lexical
+    # RRF: ranks within this candidate pool; ties share the better rank.
+    sem_rank = np.argsort(np.argsort(-c.semantic, kind="stable"), kind="stable")
+    lex_rank = np.argsort(np.argsort(-c.lexical, kind="stable"), kind="stable")
+    return w / (config.rrf_k + 1 + sem_rank) + (1.0 - w) / (config.rrf_k + 1 + lex_rank)
+
+
+def rank(
+    source: Source,
+    candidates: Candidates,
+    config: RankingConfig,
+    k: int,
+    *,
+    explain: Callable[[int], list[str]] | None = None,
+) -> list[RankedItem]:
+    """Best ``k`` of the (already eligible) candidates. Near-duplicates of the source and of each other never
+    both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked."""
+    if len(candidates.positions) == 0 or k <= 0:
+        return []
+    relevance = _fuse(candidates, config).astype(np.float64)
+    published = candidates.published
+    if config.freshness_half_life_days and not math.isnan(source.published):
+        gap_days = np.abs(published - source.published) / _DAY
+        decay = np.where(np.isnan(gap_days), 0.5, np.power(0.5, np.nan_to_num(gap_days) / config.freshness_half_life_days))
+        relevance = relevance * decay
+    if config.same_section_boost and source.section:
+        relevance = relevance + config.same_section_boost * (candidates.sections == source.section)
+
+    order = np.argsort(-relevance, kind="stable")
+    sigs = candidates.signatures
+    dup_of_source = (sigs == source.signature[None, :]).mean(axis=1) >= config.near_duplicate_threshold
+    lam = 1.0 - config.diversity
+    chosen: list[int] = []  # indexes into candidates
+    chosen_sigs: list[np.ndarray] = []
+    pool = [int(i) for i in order if not dup_of_source[i]]
+    if config.diversity > 0:
+        pool = pool[: max(k * 10, 50)]  # MMR over the head of the list: the tail cannot win anyway
+        vecs = candidates.vectors[pool]
+        max_sim = np.full(len(pool), -np.inf)
+        taken = np.zeros(len(pool), dtype=bool)
+        rel = relevance[pool]
+        while len(chosen) < k and not taken.all():
+            mmr = lam * rel - (1 - lam) * np.where(np.isinf(max_sim), 0.0, max_sim)
+            mmr[taken] = -np.inf
+            j = int(np.argmax(mmr))
+            taken[j] = True
+            i = pool[j]
+            if any((sigs[i] == s).mean() >= config.near_duplicate_threshold for s in chosen_sigs):
+                continue
+            chosen.append(i)
+            chosen_sigs.append(sigs[i])
+            max_sim = np.maximum(max_sim, vecs @ vecs[j])
+    else:
+        for i in pool:
+            if len(chosen) >= k:
+                break
+            if any((sigs[i] == s).mean() >= config.near_duplicate_threshold for s in chosen_sigs):
+                continue
+            chosen.append(i)
+            chosen_sigs.append(sigs[i])
+
+    items = []
+    for i in chosen:
+        pos = int(candidates.positions[i])
+        item = RankedItem(pos, float(relevance[i]), float(candidates.semantic[i]), float(candidates.lexical[i]))
+        item.reasons = _reasons(source, i, pos, item, candidates, explain)
+        items.append(item)
+    return items
+
+
+def _reasons(source: Source, i: int, pos: int, item: RankedItem, c: Candidates, explain: Callable[[int], list[str]] | None) -> list[dict[str, Any]]:
+    """Short, machine-readable: a page can render each as a chip ("Shares: ceasefire, Geneva")."""
+    reasons: list[dict[str, Any]] = []
+    if explain is not None:
+        terms = explain(pos)
+        if terms:
+            reasons.append({"type": "shared_terms", "terms": terms})
+    shared_tags = sorted(source.tags & c.tags[i])
+    if shared_tags:
+        reasons.append({"type": "shared_tags", "tags": shared_tags[:5]})
+    section = c.sections[i]
+    if source.section and section == source.section:
+        reasons.append({"type": "same_section", "section": section})
+    reasons.append({"type": "similar_meaning", "score": round(item.semantic, 3)})
+    published = c.published[i]
+    if not math.isnan(source.published) and not math.isnan(published):
+        reasons.append({"type": "published_gap", "days": round((published - source.published) / _DAY, 1)})
+    return reasons

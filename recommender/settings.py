@@ -1,0 +1,80 @@
+"""All configuration in one typed object: ``RECOMMENDER_*`` environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .embedding import BACKENDS, DEFAULT_MODEL
+from .ranking import RankingConfig
+from .text import TEXT_STRATEGIES
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Defaults run out of the box on one machine with the bundled model."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", env_nested_delimiter="__", extra="ignore")
+
+    # -- index and build --------------------------------------------------------------------
+    index_dir: Path = Field(Path("index-data"), description="Folder holding versions/ and the CURRENT pointer.")
+    model: str = Field(DEFAULT_MODEL, description="Model name or local folder of a sentence-transformers model.")
+    embedding_backend: str = Field("float32", description=f"One of {', '.join(BACKENDS)}.")
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_seq_length: int = Field(256, ge=16, le=8192, description="Word pieces the model reads per article.")
+    text_strategy: str = Field("lead", description=f"One of {', '.join(TEXT_STRATEGIES)}.")
+    lead_words: int = Field(200, ge=10, description="Body words after title and summary in the embedded text.")
+    max_reject_share: float = Field(0.01, ge=0.0, le=1.0, description="Fail the build above this share of bad rows.")
+    keep_versions: int = Field(5, ge=1, description="Published versions kept by gc.")
+    index_type: str = Field("auto", description="auto, flat, hnsw, ivf, hnsw_sq8 or ivf_sq8.")
+    exact_threshold: int = Field(200_000, ge=0, description="auto: exact search up to this many articles.")
+    recall_floor: float = Field(0.95, ge=0.0, le=1.0, description="Fail the build when approximate recall@10 is lower.")
+    neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
+
+    # -- service ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(None, description="Bearer token for admin routes; unset disables them.")
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    cache_max_age: int = Field(300, ge=0, description="Cache-Control max-age (seconds) on read responses.")
+    cache_size: int = Field(10_000, ge=0, description="In-process response cache entries.")
+    poll_interval: float = Field(5.0, ge=0.0, description="Seconds between checks for a newly published version; 0 = off.")
+    mmap: bool = Field(False, description="Memory-map index files so several workers share them.")
+
+    # -- ranking ----------------------------------------------------------------------------
+    ranking: RankingConfig = Field(default_factory=RankingConfig)
+    ranking_file: Path | None = Field(None, description="JSON/TOML file with a named ranking configuration.")
+
+    @field_validator("embedding_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"must be one of {', '.join(BACKENDS)}")
+        return value
+
+    @field_validator("text_strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value not in TEXT_STRATEGIES:
+            raise ValueError(f"must be one of {', '.join(TEXT_STRATEGIES)}")
+        return value
+
+    @field_validator("ranking", mode="before")
+    @classmethod
+    def _ranking(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return RankingConfig().with_overrides(**value)
+        return value
+
+    def ranking_config(self) -> RankingConfig:
+        return RankingConfig.from_file(self.ranking_file) if self.ranking_file else self.ranking
+
+    def overridden(self, **flags: Any) -> "Settings":
+        """A copy with CLI flags applied; ``None`` means the flag was not given."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **given}) if given else self
