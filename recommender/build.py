@@ -27,6 +27,7 @@ from .embedding import Embedder
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE, read_articles_file
 from .errors import ValidationFailedError
 from .lexical import LexicalModel
+from .live import WriteAheadLog
 from .loading import check_rejects, load_articles
 from .settings import Settings
 from .text import embedding_text, lexical_text
@@ -217,7 +218,8 @@ def build_index(
                 report.rejects_file = str(rejects_path)
             report.counts.update(rows=loaded.rows, rejected=len(loaded.rejects), duplicates=loaded.duplicates)
             check_rejects(loaded, settings.max_reject_share, rejects_path)
-        articles = loaded.articles
+            articles, wal_seq, applied = _fold_live_changes(loaded.articles, WriteAheadLog(directory.root))
+            report.counts["live_changes"] = applied
         ids = [a.id for a in articles]
         hashes = [a.content_hash() for a in articles]
         report.counts["articles"] = len(articles)
@@ -327,6 +329,7 @@ def build_index(
                         "lead_words": settings.lead_words,
                         "neighbors": k,
                         "recall_at_10": report.recall_at_10,
+                        "wal_seq": wal_seq,
                         "counts": report.counts,
                     },
                 )
@@ -340,9 +343,26 @@ def build_index(
                 directory.promote(name, staged)
                 directory.set_current(name)
                 report.published = True
+        if applied:
+            WriteAheadLog(directory.root).compact(wal_seq)
         report.removed_versions = directory.gc(settings.keep_versions)
         atomic_write_json(directory.root / "reports" / f"{name}.json", report.to_dict())
     return report
+
+
+def _fold_live_changes(articles: list[Article], wal: WriteAheadLog) -> tuple[list[Article], int, int]:
+    """Apply PUT/DELETE changes accepted since the last build on top of the export, in log order."""
+    entries, last = wal.snapshot()
+    if not entries:
+        return articles, last, 0
+    by_id = {a.id: a for a in articles}
+    for entry in entries:
+        if entry.op == "upsert" and entry.article is not None:
+            by_id.pop(entry.article_id, None)
+            by_id[entry.article_id] = entry.article
+        elif entry.op == "delete":
+            by_id.pop(entry.article_id, None)
+    return list(by_id.values()), last, len(entries)
 
 
 def _corpus_hash(ids: list[str], hashes: list[str]) -> str:

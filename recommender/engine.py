@@ -253,13 +253,41 @@ class Recommender:
     # -- live changes -------------------------------------------------------------------------
     def upsert(self, article: Article) -> bool:
         """Make an article recommendable now (and give it related articles); True when it is new."""
-        vector = self.embedder.encode([embedding_text(article, strategy=self.text_strategy, lead_words=self.lead_words)])[0]
-        signature = minhash_signatures([dedup_text(article.title, article.body)])[0]
-        lexical_row = self.lexical.transform([lexical_text(article)])
+        return self.upsert_many([article])[0]
+
+    def upsert_many(self, articles: list[Article]) -> list[bool]:
+        """Batch form of :meth:`upsert` (one model call), used when replaying the write-ahead log."""
+        if not articles:
+            return []
+        texts = [embedding_text(a, strategy=self.text_strategy, lead_words=self.lead_words) for a in articles]
+        vectors = self.embedder.encode(texts)
+        signatures = minhash_signatures([dedup_text(a.title, a.body) for a in articles])
+        lexical_rows = self.lexical.transform([lexical_text(a) for a in articles])
+        created = []
         with self._lock:
-            created = article.id not in self
-            self.catalog.add(article, vector, signature, lexical_row)
+            for i, article in enumerate(articles):
+                created.append(article.id not in self)
+                self.catalog.add(article, vectors[i], signatures[i], lexical_rows[i])
         return created
+
+    @property
+    def wal_seq(self) -> int:
+        """Last write-ahead-log entry folded into this version by its build."""
+        return int(self.manifest.extra.get("wal_seq", 0) or 0)
+
+    def replay(self, entries: "list[Any]") -> int:
+        """Apply live changes (``recommender.live.LogEntry``) newer than this version, last one per id wins."""
+        final: dict[str, Any] = {}
+        for entry in entries:
+            if entry.seq > self.wal_seq:
+                final.pop(entry.article_id, None)
+                final[entry.article_id] = entry
+        upserts = [e.article for e in final.values() if e.op == "upsert" and e.article is not None]
+        self.upsert_many(upserts)
+        for e in final.values():
+            if e.op == "delete":
+                self.delete(e.article_id)
+        return len(final)
 
     def delete(self, article_id: str) -> bool:
         with self._lock:

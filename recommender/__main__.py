@@ -1,0 +1,5 @@
+"""``python -m recommender`` is the ``recommender`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,313 @@
+"""The ``recommender`` command: parses, calls the library, prints. Errors are one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from .errors import RecommenderError
+
+app = typer.Typer(
+    name="recommender",
+    help="Related-article recommendations for news sites.\n\nExample: recommender demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Inspect and manage published index versions.\n\nExample: recommender index list --index-dir DIR", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="Index folder [env RECOMMENDER_INDEX_DIR, default ./index-data].", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+#: Documented exit codes (README, Operations).
+EXIT_CODES = {0: "success", 1: "error", 2: "bad input or configuration", 3: "too many rejected rows", 4: "validation or quality gate failed", 5: "another build holds the lock"}
+
+
+def _settings(**flags: Any):
+    from .settings import Settings
+
+    try:
+        return Settings().overridden(**flags)
+    except Exception as exc:  # pydantic ValidationError: show the field, not a traceback
+        raise typer.BadParameter(str(exc).replace("\n", " ")) from None
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    from index import LockedError, StoreError
+
+    try:
+        return fn()
+    except RecommenderError as exc:
+        _fail(str(exc), exc.exit_code)
+    except LockedError as exc:
+        _fail(str(exc), 5)
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress lines.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def build(
+    articles: Annotated[list[Path], typer.Argument(help="JSONL, CSV or Parquet files, or folders of them.", show_default=False)],
+    index_dir: IndexDirOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged vectors.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="Model name or local folder.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Embedding backend: float32 or bf16.")] = None,
+    index_type: Annotated[Optional[str], typer.Option(help="auto, flat, hnsw, ivf, hnsw_sq8, ivf_sq8.")] = None,
+    max_reject_share: Annotated[Optional[float], typer.Option(help="Fail above this share of bad rows (default 0.01).")] = None,
+    gate: Annotated[Optional[Path], typer.Option(help="Ground truth (qrels TSV) for the publish quality gate.")] = None,
+    max_drop: Annotated[float, typer.Option(help="Gate: refuse when nDCG@10 drops more than this.")] = 0.01,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the JSON build report here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a new index version from an export and publish it atomically.
+
+    Example: recommender build export.jsonl --index-dir /srv/related/index
+    """
+    settings = _settings(index_dir=index_dir, model=model, embedding_backend=backend, index_type=index_type, max_reject_share=max_reject_share)
+
+    def go():
+        from .build import build_index
+
+        gate_fn = None
+        if gate is not None:
+            from .evaluation.gate import make_gate
+
+            gate_fn = make_gate(gate, max_drop=max_drop, settings=settings)
+        return build_index(articles, settings, full=full, progress=True, gate=gate_fn)
+
+    result = _run(go)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(result.summary())
+        if result.rejects_file:
+            typer.echo(f"{result.counts.get('rejected', 0)} rejected rows listed in {result.rejects_file}")
+
+
+def _parse_date(value: str | None, name: str) -> datetime | None:
+    from .article import parse_datetime
+
+    try:
+        return parse_datetime(value, name)
+    except RecommenderError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def related(
+    article_id: Annotated[str, typer.Argument(help="Id of an indexed article.", show_default=False)],
+    index_dir: IndexDirOpt = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=50, help="How many related articles.")] = 6,
+    section: Annotated[Optional[list[str]], typer.Option(help="Only these sections (repeatable).")] = None,
+    exclude_section: Annotated[Optional[list[str]], typer.Option(help="Never these sections (repeatable).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Only articles with one of these tags (repeatable).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only articles published at or after (ISO-8601).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only articles published at or before (ISO-8601).")] = None,
+    freshness: Annotated[Optional[float], typer.Option(help="Freshness half-life in days.")] = None,
+    diversity: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="0 = pure relevance, 1 = most varied.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the related articles of one indexed article.
+
+    Example: recommender related demo-006 --index-dir ./demo-index -k 6 --json
+    """
+    settings = _settings(index_dir=index_dir)
+    from .ranking import Filters
+
+    filters = Filters(
+        sections=tuple(section or ()),
+        exclude_sections=tuple(exclude_section or ()),
+        tags=tuple(tag or ()),
+        since=_parse_date(since, "since"),
+        until=_parse_date(until, "until"),
+    )
+
+    def go():
+        from .engine import Recommender
+
+        rec = Recommender.open(settings.index_dir, config=settings.ranking_config())
+        overrides = {k_: v for k_, v in (("freshness_half_life_days", freshness), ("diversity", diversity)) if v is not None}
+        return rec, rec.related(article_id, k, filters=filters, **overrides)
+
+    rec, items = _run(go)
+    if as_json:
+        typer.echo(json.dumps({"article_id": article_id, "index_version": rec.version, "items": [i.to_dict() for i in items]}, indent=2, ensure_ascii=False))
+        return
+    source = rec.article(article_id)
+    typer.echo(f"Related to {source.id}: {source.title}")
+    for n, item in enumerate(items, 1):
+        a = item.article
+        date = a.published_at.date().isoformat() if a.published_at else "-"
+        typer.echo(f"{n:2}. {item.score:.3f}  {a.id}  [{a.section or '-'} {date}]  {a.title}")
+
+
+@app.command()
+def serve(
+    index_dir: IndexDirOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address [default 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default 8000].")] = None,
+) -> None:
+    """Serve the HTTP API and the demo page for the published index.
+
+    Example: RECOMMENDER_ADMIN_TOKEN=secret recommender serve --index-dir /srv/related/index --port 8000
+    """
+    settings = _settings(index_dir=index_dir, host=host, port=port)
+    # The CLI is the composition root: it is the one place that starts the service layer.
+    from service import run
+
+    typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}/", err=True)
+    _run(lambda: run(settings))
+
+
+def _demo_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "related-articles" / "demo-index"
+
+
+@app.command()
+def demo(
+    index_dir: IndexDirOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address [default 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default 8000].")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build the demo index and exit.")] = False,
+) -> None:
+    """Build the bundled demo corpus (140 original articles) and serve it with the demo page.
+
+    Example: recommender demo --port 8000
+    """
+    from importlib import resources
+
+    settings = _settings(index_dir=index_dir or _demo_dir(), host=host, port=port)
+    corpus = resources.files("recommender") / "data" / "demo_articles.jsonl"
+
+    def go():
+        from .build import build_index
+
+        with resources.as_file(corpus) as path:
+            return build_index([path], settings, progress=True)
+
+    result = _run(go)
+    typer.echo(result.summary())
+    if no_serve:
+        return
+    from service import run
+
+    typer.echo(f"Demo running: open http://{settings.host}:{settings.port}/  (Ctrl-C to stop)")
+    _run(lambda: run(settings))
+
+
+@index_app.command("list")
+def index_list(index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List versions, newest last; * marks the published one.
+
+    Example: recommender index list --index-dir /srv/related/index
+    """
+    from index import IndexDirectory
+
+    settings = _settings(index_dir=index_dir)
+    infos = _run(lambda: IndexDirectory(settings.index_dir).list())
+    if as_json:
+        typer.echo(json.dumps([_info_dict(i) for i in infos], indent=2))
+        return
+    if not infos:
+        _fail(f"no versions in {settings.index_dir}; run `recommender build` first", 2)
+    for info in infos:
+        m = info.manifest
+        detail = f"{m.count} articles, {m.index_type}, {m.model}, built {m.created_at}" if m else f"BROKEN: {info.error}"
+        typer.echo(f"{'*' if info.current else ' '} {info.name}  {detail}")
+
+
+def _info_dict(info) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"name": info.name, "current": info.current, "path": str(info.path), "error": info.error, "manifest": asdict(info.manifest) if info.manifest else None}
+
+
+@index_app.command("info")
+def index_info(version: Annotated[Optional[str], typer.Argument(help="Version name [default: the published one].")] = None, index_dir: IndexDirOpt = None) -> None:
+    """Show one version's manifest and build report as JSON.
+
+    Example: recommender index info --index-dir /srv/related/index
+    """
+    from index import IndexDirectory
+
+    settings = _settings(index_dir=index_dir)
+    info = _run(lambda: IndexDirectory(settings.index_dir).info(version))
+    out = _info_dict(info)
+    report = info.path / "build_report.json"
+    if report.is_file():
+        out["build_report"] = json.loads(report.read_text(encoding="utf-8"))
+    typer.echo(json.dumps(out, indent=2))
+
+
+@index_app.command("rollback")
+def index_rollback(version: Annotated[Optional[str], typer.Argument(help="Version to publish [default: the one before the current].")] = None, index_dir: IndexDirOpt = None) -> None:
+    """Publish an earlier version again (services pick it up on their next poll or reload).
+
+    Example: recommender index rollback --index-dir /srv/related/index
+    """
+    from index import IndexDirectory
+
+    settings = _settings(index_dir=index_dir)
+    name = _run(lambda: IndexDirectory(settings.index_dir).rollback(version))
+    typer.echo(f"published {name}")
+
+
+@index_app.command("gc")
+def index_gc(index_dir: IndexDirOpt = None, keep: Annotated[Optional[int], typer.Option(min=1, help="Versions to keep [default 5].")] = None) -> None:
+    """Delete old versions, keeping the newest N and always the published one.
+
+    Example: recommender index gc --index-dir /srv/related/index --keep 3
+    """
+    from index import IndexDirectory
+
+    settings = _settings(index_dir=index_dir, keep_versions=keep)
+    directory = IndexDirectory(settings.index_dir)
+
+    def go():
+        with directory.lock():
+            return directory.gc(settings.keep_versions)
+
+    removed = _run(go)
+    typer.echo(f"removed {len(removed)} version(s)" + (f": {', '.join(removed)}" if removed else ""))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except SystemExit as exc:
+        sys.exit(exc.code)
+
+
+if __name__ == "__main__":
+    main()

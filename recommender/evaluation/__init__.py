@@ -1,0 +1,109 @@
+"""Offline evaluation of related-article recommendations: ground truth, metrics, baselines, comparison, reports.
+
+Typical notebook use::
+
+    from recommender.evaluation import load_qrels, TfidfSystem, evaluate, write_report
+    qrels = load_qrels("qrels.tsv")
+    result = evaluate([engine_system, TfidfSystem(articles)], qrels, articles=articles)
+    print(result.table())
+    write_report(result, "reports/2024-05-01")
+"""
+
+from .baselines import (
+    EmbeddingSystem,
+    FunctionSystem,
+    MostRecentSystem,
+    RandomSystem,
+    RecentSameSectionSystem,
+    System,
+    TfidfSystem,
+    article_text,
+)
+from .compare import Comparison, compare_scores, compare_to_baseline
+from .groundtruth import (
+    GRADINGS,
+    SESSION_GRADINGS,
+    GroundTruthError,
+    Qrels,
+    SessionStats,
+    UnknownIds,
+    load_qrels,
+    qrels_from_labels,
+    qrels_from_sessions,
+    qrels_summary,
+    save_qrels,
+    unknown_ids,
+)
+from .metrics import (
+    GRADE_SCALE,
+    RANKING_METRICS,
+    catalog_coverage,
+    freshness,
+    intra_list_diversity,
+    latency_percentiles,
+    mean_metrics,
+    metric_curves,
+    metric_key,
+    near_duplicate_rate,
+    novelty,
+    parse_metric_key,
+    per_query_ranking_metrics,
+    ranking_metrics,
+    self_recommendation_rate,
+)
+from .report import format_table, render_html, render_markdown, write_report
+from .runner import EvaluationError, EvaluationResult, curve_cutoffs, evaluate
+
+__all__ = [
+    # ground truth
+    "Qrels",
+    "GroundTruthError",
+    "GRADINGS",
+    "SESSION_GRADINGS",
+    "SessionStats",
+    "UnknownIds",
+    "load_qrels",
+    "save_qrels",
+    "qrels_from_labels",
+    "qrels_from_sessions",
+    "unknown_ids",
+    "qrels_summary",
+    # metrics
+    "RANKING_METRICS",
+    "GRADE_SCALE",
+    "metric_key",
+    "parse_metric_key",
+    "per_query_ranking_metrics",
+    "ranking_metrics",
+    "mean_metrics",
+    "metric_curves",
+    "catalog_coverage",
+    "intra_list_diversity",
+    "novelty",
+    "freshness",
+    "near_duplicate_rate",
+    "self_recommendation_rate",
+    "latency_percentiles",
+    # systems
+    "System",
+    "FunctionSystem",
+    "RandomSystem",
+    "MostRecentSystem",
+    "RecentSameSectionSystem",
+    "TfidfSystem",
+    "EmbeddingSystem",
+    "article_text",
+    # comparison
+    "Comparison",
+    "compare_scores",
+    "compare_to_baseline",
+    # running and reporting
+    "EvaluationError",
+    "EvaluationResult",
+    "evaluate",
+    "curve_cutoffs",
+    "write_report",
+    "format_table",
+    "render_markdown",
+    "render_html",
+]

@@ -1,0 +1,140 @@
+"""The write-ahead log of live changes (PUT/DELETE between nightly builds).
+
+Every accepted change is appended and fsynced before it is acknowledged, so it survives a crash. A service
+replays the entries newer than its loaded version; the next build folds them in and records the last
+sequence number it folded (``wal_seq`` in the manifest), after which they are compacted away.
+Appends and compaction share an flock, so a build never drops an entry a service is writing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from index import atomic_writer
+
+from .article import Article, parse_article
+
+__all__ = ["WriteAheadLog", "LogEntry", "WAL_FILE"]
+
+logger = logging.getLogger(__name__)
+WAL_FILE = "live/wal.jsonl"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    op: str  # "upsert" | "delete"
+    article_id: str
+    article: Article | None
+    at: float
+
+
+class WriteAheadLog:
+    def __init__(self, index_dir: Path) -> None:
+        self.path = Path(index_dir) / WAL_FILE
+        self._lock_path = self.path.with_suffix(".lock")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _last_seq(self) -> int:
+        last = 0
+        for entry in self._read():
+            last = entry.seq
+        return last
+
+    def _read(self) -> Iterator[LogEntry]:
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    # A torn final line: the writer died before fsync returned, so it was never acknowledged.
+                    logger.warning("%s:%d: ignoring an unfinished entry", self.path, lineno)
+                    break
+                try:
+                    data = json.loads(raw)
+                    article = parse_article(data["article"], clean_html=False) if data["op"] == "upsert" else None
+                    yield LogEntry(int(data["seq"]), data["op"], data.get("id", ""), article, float(data.get("at", 0)))
+                except (ValueError, KeyError, TypeError) as exc:
+                    logger.error("%s:%d: unreadable entry skipped: %s", self.path, lineno, exc)
+
+    def _append(self, record: dict[str, Any]) -> int:
+        with self._locked():
+            seq = self._last_seq_cached() + 1
+            record = {"seq": seq, "at": time.time(), **record}
+            line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._seq_cache = (seq, self.path.stat().st_size)
+            return seq
+
+    def _last_seq_cached(self) -> int:
+        # Re-reading the whole log on every append would be O(n^2); the cache is valid while the file
+        # size is what we left it (a compaction by a build changes it).
+        cached = getattr(self, "_seq_cache", None)
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if cached and cached[1] == size:
+            return cached[0]
+        return self._last_seq()
+
+    def append_upsert(self, article: Article) -> int:
+        return self._append({"op": "upsert", "id": article.id, "article": article.to_dict()})
+
+    def append_delete(self, article_id: str) -> int:
+        return self._append({"op": "delete", "id": article_id})
+
+    def entries(self, after: int = 0) -> list[LogEntry]:
+        with self._locked():
+            return [e for e in self._read() if e.seq > after and e.op != "mark"]
+
+    def snapshot(self) -> tuple[list[LogEntry], int]:
+        """All pending changes and the last sequence number, read under one lock (what a build folds in)."""
+        with self._locked():
+            entries = list(self._read())
+        last = entries[-1].seq if entries else 0
+        return [e for e in entries if e.op != "mark"], last
+
+    def compact(self, upto: int) -> int:
+        """Drop entries a published build has folded in; returns how many remain."""
+        with self._locked():
+            entries = list(self._read())
+            if not entries:
+                return 0
+            keep = [e for e in entries if e.seq > upto and e.op != "mark"]
+            if not keep:
+                # Sequence numbers must never restart: a service compares them with the manifest's wal_seq.
+                keep = [LogEntry(max(upto, entries[-1].seq), "mark", "", None, time.time())]
+            with atomic_writer(self.path) as fh:
+                for e in keep:
+                    rec: dict[str, Any] = {"seq": e.seq, "at": e.at, "op": e.op, "id": e.article_id}
+                    if e.article is not None:
+                        rec["article"] = e.article.to_dict()
+                    fh.write(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
+            self._seq_cache = None
+            return sum(1 for e in keep if e.op != "mark")
