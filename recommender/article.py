@@ -137,8 +137,12 @@ def _string_list(record: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_article(record: Mapping[str, Any], *, clean_html: bool = True) -> Article:
-    """Validate one raw export record. Raises :class:`FieldError` naming the first bad field."""
+def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_from_body: bool = False) -> Article:
+    """Validate one raw export record. Raises :class:`FieldError` naming the first bad field.
+
+    ``title_from_body``: wire feeds and table-style items often carry their headline as the body's first
+    line; with this set such a record gets that line as title (flagged ``title_derived`` in ``extra``)
+    instead of being rejected. A record with neither title nor body is always rejected."""
     if not isinstance(record, Mapping):
         raise FieldError("record", f"expected a JSON object, got {type(record).__name__}")
     raw_id = record.get("id")
@@ -156,8 +160,13 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True) -> Arti
     if any(ord(c) < 32 for c in article_id):
         raise FieldError("id", "contains control characters")
 
-    title = _text(record, "title", required=True).strip()
     body = _text(record, "body")
+    derived = False
+    if title_from_body and not _text(record, "title").strip() and body.strip():
+        title = body.strip().split("\n", 1)[0].strip()[:200]
+        derived = True
+    else:
+        title = _text(record, "title", required=True).strip()
     summary = _text(record, "summary")
     if clean_html:
         from .text import html_to_text
@@ -167,6 +176,8 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True) -> Arti
         title = html_to_text(title) or title
 
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    if derived:
+        extra["title_derived"] = True
     return Article(
         id=article_id,
         title=title,

@@ -62,7 +62,7 @@ class BuildReport:
 
     def summary(self) -> str:
         c = self.counts
-        parts = [f"{k} {c[k]}" for k in ("articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates") if k in c]
+        parts = [f"{k} {c[k]}" for k in ("articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates", "derived_titles") if c.get(k) or k == "articles"]
         total = sum(self.timings.values())
         rate = self.throughput.get("articles_per_s")
         head = f"published {self.version}" if self.published else "built (not published)"
@@ -162,7 +162,9 @@ def _semantic_neighbors(store: VectorStore, vectors: np.ndarray, k: int) -> tupl
             me = start + r
             row, srow = pos[r], scores[r]
             # Self-retrieval check: the article must be (tied for) its own nearest neighbour.
-            self_ok[me] = me in row[:1] or (me in row and abs(srow[list(row).index(me)] - srow[0]) < 1e-4)
+            # Identical texts give identical vectors, so a tie for first place with an exact copy counts.
+            own = float(vectors[me] @ vectors[me])
+            self_ok[me] = row[0] == me or abs(float(srow[0]) - own) < 1e-4
             kept = [p for p in row if p != me and p >= 0][:k]
             out[me, : len(kept)] = kept
     return out, self_ok
@@ -210,13 +212,13 @@ def build_index(
             logger.warning("removed %d unfinished build(s) left by a crash", leftovers)
         version = directory.new_version_name()
         with stage("load"):
-            loaded = load_articles(sources)
+            loaded = load_articles(sources, title_from_body=settings.title_from_body)
             rejects_path = None
             if loaded.rejects:
                 rejects_path = directory.root / "rejects" / f"{version}.jsonl"
                 loaded.write_rejects(rejects_path)
                 report.rejects_file = str(rejects_path)
-            report.counts.update(rows=loaded.rows, rejected=len(loaded.rejects), duplicates=loaded.duplicates)
+            report.counts.update(rows=loaded.rows, rejected=len(loaded.rejects), duplicates=loaded.duplicates, derived_titles=loaded.derived_titles)
             check_rejects(loaded, settings.max_reject_share, rejects_path)
             articles, wal_seq, applied = _fold_live_changes(loaded.articles, WriteAheadLog(directory.root))
             report.counts["live_changes"] = applied
@@ -275,7 +277,13 @@ def build_index(
                 signatures[mine] = prev_sigs[[reuse_rows[ids[j]] for j in mine]]
 
         with stage("index"):
-            spec = IndexSpec(index_type=settings.index_type, exact_threshold=settings.exact_threshold)
+            spec = IndexSpec(
+                index_type=settings.index_type,
+                exact_threshold=settings.exact_threshold,
+                hnsw_m=settings.hnsw_m,
+                hnsw_ef_search=settings.hnsw_ef_search,
+                ivf_nprobe=settings.ivf_nprobe,
+            )
             store = VectorStore.build(ids, vectors, spec)
             report.index_type = store.index_type
             if store.index_type != "flat":

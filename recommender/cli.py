@@ -179,7 +179,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API and the demo page for the published index.
 
-    Example: RECOMMENDER_ADMIN_TOKEN=secret recommender serve --index-dir /srv/related/index --port 8000
+    Admin routes need RECOMMENDER_ADMIN_TOKEN set.
+
+    Example: recommender serve --index-dir /srv/related/index --port 8000
     """
     settings = _settings(index_dir=index_dir, host=host, port=port)
     # The CLI is the composition root: it is the one place that starts the service layer.

@@ -45,6 +45,7 @@ class LoadResult:
     rejects: list[Reject] = field(default_factory=list)
     rows: int = 0
     duplicates: int = 0
+    derived_titles: int = 0
     files: list[str] = field(default_factory=list)
 
     @property
@@ -159,7 +160,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, Any, Reject | None]]:
     return _iter_parquet(path)
 
 
-def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True) -> LoadResult:
+def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True, title_from_body: bool = False) -> LoadResult:
     """Load every row of every file. Duplicate ids: the last occurrence wins (it is the newest edit)."""
     files = _expand(paths)
     by_id: dict[str, Article] = {}
@@ -174,10 +175,12 @@ def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True) -> Lo
                 result.rejects.append(reject)
                 continue
             try:
-                article = parse_article(record, clean_html=clean_html)
+                article = parse_article(record, clean_html=clean_html, title_from_body=title_from_body)
             except FieldError as exc:
                 result.rejects.append(Reject(str(path), lineno, exc.field, exc.reason))
                 continue
+            if title_from_body and article.extra.get("title_derived"):
+                result.derived_titles += 1
             if article.id in by_id:
                 result.duplicates += 1
                 del by_id[article.id]  # re-insert so order follows the winning row

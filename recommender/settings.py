@@ -29,10 +29,16 @@ class Settings(BaseSettings):
     text_strategy: str = Field("lead", description=f"One of {', '.join(TEXT_STRATEGIES)}.")
     lead_words: int = Field(200, ge=10, description="Body words after title and summary in the embedded text.")
     max_reject_share: float = Field(0.01, ge=0.0, le=1.0, description="Fail the build above this share of bad rows.")
+    title_from_body: bool = Field(
+        True, description="Use the body's first line as title when a row has none (counted in the report); false rejects such rows."
+    )
     keep_versions: int = Field(5, ge=1, description="Published versions kept by gc.")
     index_type: str = Field("auto", description="auto, flat, hnsw, ivf, hnsw_sq8 or ivf_sq8.")
     exact_threshold: int = Field(200_000, ge=0, description="auto: exact search up to this many articles.")
     recall_floor: float = Field(0.95, ge=0.0, le=1.0, description="Fail the build when approximate recall@10 is lower.")
+    hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree (more = better recall, more memory).")
+    hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (more = better recall, slower).")
+    ivf_nprobe: int = Field(16, ge=1, description="IVF lists probed per search.")
     neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
 
     # -- service ----------------------------------------------------------------------------

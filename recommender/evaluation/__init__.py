@@ -36,6 +36,7 @@ from .groundtruth import (
 )
 from .metrics import (
     GRADE_SCALE,
+    NDCG_GAINS,
     RANKING_METRICS,
     catalog_coverage,
     freshness,
@@ -48,6 +49,7 @@ from .metrics import (
     novelty,
     parse_metric_key,
     per_query_ranking_metrics,
+    per_query_ranking_metrics_many,
     ranking_metrics,
     self_recommendation_rate,
 )
@@ -71,9 +73,11 @@ __all__ = [
     # metrics
     "RANKING_METRICS",
     "GRADE_SCALE",
+    "NDCG_GAINS",
     "metric_key",
     "parse_metric_key",
     "per_query_ranking_metrics",
+    "per_query_ranking_metrics_many",
     "ranking_metrics",
     "mean_metrics",
     "metric_curves",

@@ -23,6 +23,7 @@ from .baselines import System
 from .compare import Comparison, compare_to_baseline
 from .groundtruth import UnknownIds, qrels_summary, unknown_ids
 from .metrics import (
+    NDCG_GAINS,
     RANKING_METRICS,
     catalog_coverage,
     freshness,
@@ -31,7 +32,7 @@ from .metrics import (
     metric_key,
     near_duplicate_rate,
     novelty,
-    per_query_ranking_metrics,
+    per_query_ranking_metrics_many,
     self_recommendation_rate,
 )
 from .report import write_report
@@ -226,6 +227,7 @@ def evaluate(
     queries: Iterable[str] | None = None,
     metrics: Sequence[str] = RANKING_METRICS,
     relevant_grade: float | None = None,
+    gains: str = "linear",
     n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> EvaluationResult:
@@ -234,10 +236,13 @@ def evaluate(
     Optional inputs switch on beyond-accuracy metrics: ``articles`` (catalog coverage, freshness, unknown-id
     checks), ``vectors`` (intra-list diversity; an array aligned to ``articles`` or an id -> vector mapping),
     ``popularity`` (novelty), ``near_duplicate(source_id, item_id)`` (near-duplicate rate). ``queries`` restricts
-    the evaluation to a subset of the qrels queries (e.g. a seeded sample). A system raising a
+    the evaluation to a subset of the qrels queries (e.g. a seeded sample). ``relevant_grade`` and ``gains`` are
+    passed to :func:`per_query_ranking_metrics`. A system raising a
     :class:`RecommenderError` for a query (e.g. unknown article) gets an empty list there, counted in ``health``.
     """
     systems = _check_systems(systems)
+    if gains not in NDCG_GAINS:
+        raise ValueError(f"unknown gains {gains!r}; allowed: {', '.join(NDCG_GAINS)}")
     cutoffs = _check_cutoffs(cutoffs)
     metrics = tuple(metrics)
     unknown_metrics = [m for m in metrics if m not in RANKING_METRICS]
@@ -275,35 +280,37 @@ def evaluate(
     with _progress(len(systems) * len(judged), progress) as bar:
         for system in systems:
             bar.set_postfix_str(system.name)
-            run, latency, faults = _collect(system, judged, k, corpus, bar)
-            scores = per_query_ranking_metrics(run, eval_qrels, all_ks, metrics, relevant_grade=relevant_grade)
-            keep = [metric_key(name, c) for name in metrics for c in cutoffs]
-            per_query[system.name] = {q: {key: s[key] for key in keep} for q, s in scores.items()}
-            curves[system.name] = {
-                name: {c: float(np.mean([s[metric_key(name, c)] for s in scores.values()])) for c in curve_ks}
-                for name in metrics
-            }
-            extra: dict[str, float] = {}
-            if corpus is not None:
-                extra.update(catalog_coverage(run, corpus, k=k))
-            if lookup is not None:
-                extra.update(intra_list_diversity(run, lookup, k=k))
-            if popularity is not None:
-                extra.update(novelty(run, popularity, k=k))
-            if published:
-                extra.update(freshness(run, published, k=k))
-            if near_duplicate is not None:
-                extra.update(near_duplicate_rate(run, near_duplicate, k=k))
-            extra.update(self_recommendation_rate(run, k=k))
-            beyond[system.name] = extra
-            latencies[system.name] = latency
-            runs[system.name] = run
-            health[system.name] = faults
-            means[system.name] = {
-                **{key: float(np.mean([s[key] for s in per_query[system.name].values()])) for key in keep},
-                **extra,
-                **latency_percentiles(latency.values()),
-            }
+            runs[system.name], latencies[system.name], health[system.name] = _collect(system, judged, k, corpus, bar)
+    all_scores = per_query_ranking_metrics_many(runs, eval_qrels, all_ks, metrics, relevant_grade=relevant_grade,
+                                                gains=gains)
+    keep = [metric_key(name, c) for name in metrics for c in cutoffs]
+    for system in systems:
+        name_ = system.name
+        run = runs[name_]
+        scores = all_scores[name_]
+        per_query[name_] = {q: {key: s[key] for key in keep} for q, s in scores.items()}
+        curves[name_] = {
+            name: {c: float(np.mean([s[metric_key(name, c)] for s in scores.values()])) for c in curve_ks}
+            for name in metrics
+        }
+        extra: dict[str, float] = {}
+        if corpus is not None:
+            extra.update(catalog_coverage(run, corpus, k=k))
+        if lookup is not None:
+            extra.update(intra_list_diversity(run, lookup, k=k))
+        if popularity is not None:
+            extra.update(novelty(run, popularity, k=k))
+        if published:
+            extra.update(freshness(run, published, k=k))
+        if near_duplicate is not None:
+            extra.update(near_duplicate_rate(run, near_duplicate, k=k))
+        extra.update(self_recommendation_rate(run, k=k))
+        beyond[name_] = extra
+        means[name_] = {
+            **{key: float(np.mean([s[key] for s in per_query[name_].values()])) for key in keep},
+            **extra,
+            **latency_percentiles(latencies[name_].values()),
+        }
     comparisons = compare_to_baseline(per_query, baseline=systems[0].name,
                                       metrics=[metric_key(n, c) for n in metrics for c in cutoffs],
                                       n_bootstrap=n_bootstrap, seed=seed)
@@ -316,6 +323,7 @@ def evaluate(
         "k_requested": k,
         "metrics": list(metrics),
         "relevant_grade": relevant_grade,
+        "ndcg_gains": gains,
         "queries": len(judged),
         "qrels": qrels_summary(eval_qrels),
         "corpus_size": len(corpus) if corpus is not None else None,

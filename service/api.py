@@ -1,0 +1,294 @@
+"""Routes of API v1, the probes, metrics and the demo page. Thin: validate, call the LiveIndex, serialize."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from recommender.article import parse_article
+from recommender.errors import FieldError
+from recommender.serving import LiveIndex, RelatedQuery, article_dict
+from recommender.settings import Settings
+
+from .errors import ApiError, error_response
+from .schemas import (
+    ArticleDetail,
+    ArticleIn,
+    ArticleList,
+    ArticleWritten,
+    DraftRelatedRequest,
+    Health,
+    IndexInfo,
+    Readiness,
+    RelatedResponse,
+    ReloadResponse,
+    error_responses,
+)
+
+__all__ = ["router", "STATIC_DIR"]
+
+logger = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False, description="RECOMMENDER_ADMIN_TOKEN")
+_DRAFT_ID = "__draft__"
+
+
+# -- dependencies -------------------------------------------------------------------------------
+def get_live(request: Request) -> LiveIndex:
+    return request.app.state.live
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def require_admin(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not expected:
+        raise ApiError(403, "admin_disabled", "admin routes are disabled: set RECOMMENDER_ADMIN_TOKEN to enable them")
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "admin route: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    # Bytes, not str: compare_digest rejects non-ASCII str, and a token sent by a client is arbitrary.
+    if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogatepass"), expected.encode("utf-8")):
+        raise ApiError(403, "forbidden", "wrong admin token")
+
+
+def related_options(
+    k: Annotated[int, Query(ge=1, le=50, description="How many related articles.")] = 6,
+    section: Annotated[str | None, Query(max_length=2000, description="Only these sections (comma-separated).")] = None,
+    exclude_section: Annotated[str | None, Query(max_length=2000, description="Never these sections (comma-separated).")] = None,
+    tag: Annotated[str | None, Query(max_length=2000, description="Only articles with one of these tags (comma-separated).")] = None,
+    exclude: Annotated[str | None, Query(max_length=20_000, description="Article ids never to return (comma-separated).")] = None,
+    since: Annotated[datetime | None, Query(description="Only articles published at or after (ISO-8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Only articles published at or before (ISO-8601).")] = None,
+    freshness: Annotated[float | None, Query(gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay.")] = None,
+    diversity: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied.")] = None,
+) -> RelatedQuery:
+    return _query(k, section=section, exclude_section=exclude_section, tag=tag, exclude=exclude, since=since, until=until, freshness=freshness, diversity=diversity)
+
+
+def _query(k: int, **options: Any) -> RelatedQuery:
+    try:
+        return RelatedQuery.build(k, **options)
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise ApiError(422, "invalid_request", str(exc), fields=[field]) from None
+
+
+LiveDep = Annotated[LiveIndex, Depends(get_live)]
+QueryDep = Annotated[RelatedQuery, Depends(related_options)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ArticleId = Annotated[str, PathParam(description="Article id; may contain slashes (percent-encode '?', '#' and '%').")]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
+
+
+def _cache_headers(settings: Settings, etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": f"public, max-age={settings.cache_max_age}"}
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag in tags
+
+
+def _cached_response(request: Request, settings: Settings, payload: Any, etag: str) -> Response:
+    headers = _cache_headers(settings, etag)
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    return _json(payload, headers=headers)
+
+
+def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: set[str] = frozenset()) -> dict[str, Any]:
+    record = body.model_dump(exclude=exclude | {"published_at", "updated_at"})
+    for name in ("published_at", "updated_at"):
+        value = getattr(body, name)
+        if value is not None:
+            try:
+                if value.tzinfo is None:
+                    value = value.replace(tzinfo=timezone.utc)
+                record[name] = value.astimezone(timezone.utc).isoformat()
+            except (OverflowError, ValueError):
+                raise FieldError(name, "date out of range") from None
+    record["id"] = article_id
+    return record
+
+
+# -- reads ----------------------------------------------------------------------------------------
+@router.get(
+    "/v1/articles/{article_id:path}/related",
+    response_model=RelatedResponse,
+    tags=["related"],
+    summary="Related articles for an indexed article",
+    responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}, **error_responses(404, 422, 503)},
+)
+async def related(article_id: ArticleId, request: Request, live: LiveDep, settings: SettingsDep, query: QueryDep) -> Response:
+    etag = live.related_etag(article_id, query)
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=_cache_headers(settings, etag))
+    result = live.peek_related(article_id, query)
+    if result is None:
+        result = await run_in_threadpool(live.related, article_id, query)
+    return _json(result.payload, headers=_cache_headers(settings, result.etag))
+
+
+@router.post(
+    "/v1/related",
+    response_model=RelatedResponse,
+    tags=["related"],
+    summary="Related articles for a draft or an article not yet indexed",
+    responses=error_responses(413, 422, 503),
+)
+def related_to_draft(body: DraftRelatedRequest, live: LiveDep, query: QueryDep) -> Response:
+    options = {
+        name: getattr(body, name)
+        for name in ("exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity")
+        if getattr(body, name) is not None
+    }
+    base = {
+        "section": ",".join(query.sections) or None,
+        "exclude_section": list(query.exclude_sections),
+        "tag": list(query.tags),
+        "exclude": list(query.exclude),
+        "since": query.since,
+        "until": query.until,
+        "freshness": query.freshness,
+        "diversity": query.diversity,
+    }
+    merged = _query(body.k if body.k is not None else query.k, **{**base, **options})
+    fields = {"k", "exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity"}
+    draft = parse_article(_record(body, body.id or _DRAFT_ID, exclude=fields | {"id"}))
+    return _json(live.related_to_draft(draft, merged), headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/v1/articles",
+    response_model=ArticleList,
+    tags=["articles"],
+    summary="List or search articles (title words), newest first",
+    responses=error_responses(422, 503),
+)
+async def list_articles(
+    request: Request,
+    live: LiveDep,
+    settings: SettingsDep,
+    query: Annotated[str, Query(max_length=200, description="Words that must all appear in the title or id.")] = "",
+    section: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    result = await run_in_threadpool(live.search, query, section=section, limit=limit, offset=offset)
+    return _cached_response(request, settings, result.payload, result.etag)
+
+
+@router.get(
+    "/v1/articles/{article_id:path}",
+    response_model=ArticleDetail,
+    tags=["articles"],
+    summary="One article (for the demo page and checks)",
+    responses={304: {"description": "Not modified"}, **error_responses(404, 503)},
+)
+async def get_article(article_id: ArticleId, request: Request, live: LiveDep, settings: SettingsDep) -> Response:
+    article, etag = live.article(article_id)
+    return _cached_response(request, settings, article_dict(article), etag)
+
+
+@router.get("/v1/index", response_model=IndexInfo, tags=["index"], summary="The served index version")
+async def index_info(live: LiveDep) -> Response:
+    return _json(live.info(), headers={"Cache-Control": "no-store"})
+
+
+# -- admin ----------------------------------------------------------------------------------------
+@router.put(
+    "/v1/articles/{article_id:path}",
+    response_model=ArticleWritten,
+    status_code=200,
+    tags=["admin"],
+    summary="Insert (201) or replace (200) one article; durable before the response",
+    responses={201: {"model": ArticleWritten, "description": "Created"}, **error_responses(401, 403, 413, 422, 503)},
+    dependencies=[Depends(require_admin)],
+)
+def put_article(article_id: ArticleId, body: ArticleIn, live: LiveDep) -> Response:
+    if body.id is not None and body.id != article_id:
+        raise ApiError(422, "invalid_request", f"id: {body.id!r} in the body differs from {article_id!r} in the path", fields=["body.id"])
+    article = parse_article(_record(body, article_id))
+    if article.id != article_id:
+        raise ApiError(422, "invalid_request", "id: must not start or end with whitespace", fields=["path.article_id"])
+    created = live.upsert(article)
+    snap = live.snapshot
+    payload = {"id": article.id, "created": created, "index_version": snap.version, "wal_seq": snap.seq}
+    return _json(payload, status=201 if created else 200)
+
+
+@router.delete(
+    "/v1/articles/{article_id:path}",
+    status_code=204,
+    tags=["admin"],
+    summary="Delete one article; durable before the response",
+    responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 503)},
+    dependencies=[Depends(require_admin)],
+)
+def delete_article(article_id: ArticleId, live: LiveDep) -> Response:
+    live.delete(article_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/admin/reload",
+    response_model=ReloadResponse,
+    tags=["admin"],
+    summary="Switch to the currently published index version",
+    responses=error_responses(401, 403, 503),
+    dependencies=[Depends(require_admin)],
+)
+def reload(live: LiveDep) -> Response:
+    result = live.reload(force=live.load_error is not None)
+    return _json(
+        {"version": result.version, "previous": result.previous, "changed": result.changed, "seconds": round(result.seconds, 3), "replayed": result.replayed}
+    )
+
+
+# -- probes, metrics, page ------------------------------------------------------------------------
+@router.get("/healthz", response_model=Health, tags=["ops"], summary="200 while the process is up")
+async def healthz() -> Response:
+    return _json({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/readyz", response_model=Readiness, tags=["ops"], summary="200 only when an index is loaded", responses=error_responses(503))
+async def readyz(live: LiveDep) -> Response:
+    snap = live._snapshot
+    if snap is None:
+        return error_response(503, "not_ready", f"no index loaded: {live.reason}", headers={"Cache-Control": "no-store"})
+    return _json({"status": "ready", "version": snap.version, "load_error": live.load_error}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,104 @@
+"""The FastAPI app factory: settings in, app out; the lifespan loads the index and runs the version poller."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from recommender import __version__
+from recommender.embedding import Embedder
+from recommender.serving import LiveIndex
+from recommender.settings import Settings
+
+from .api import STATIC_DIR, router
+from .errors import BodyLimitMiddleware, install_error_handlers
+from .metrics import Metrics, MetricsMiddleware
+
+__all__ = ["create_app", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Poller:
+    """A daemon thread calling ``LiveIndex.maybe_reload`` every ``interval`` seconds (loads run off the event loop)."""
+
+    def __init__(self, live: LiveIndex, interval: float) -> None:
+        self.live = live
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="index-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.live.maybe_reload()
+            except Exception:  # a poller that dies silently would freeze the served version forever
+                logger.exception("index poll failed")
+
+
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None, live: LiveIndex | None = None) -> FastAPI:
+    """Build the app. ``embedder`` shares an already loaded model (tests); ``live`` an already built LiveIndex."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        index = live or LiveIndex(settings, embedder=embedder)
+        app.state.live = index
+        metrics.live = index
+        if not index.ready:
+            index.load()  # not ready is a state the probes report, not a reason to refuse to start
+        poller = _Poller(index, settings.poll_interval) if settings.poll_interval > 0 else None
+        if poller:
+            poller.start()
+        try:
+            yield
+        finally:
+            if poller:
+                poller.stop()
+
+    app = FastAPI(
+        title="Related articles",
+        version=__version__,
+        summary="Related-article recommendations for news sites (API v1).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Outermost last: CORS answers preflights, the body limit runs before any route reads, metrics see all.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def run(settings: Settings | None = None, *, log_level: str = "info", access_log: bool = True) -> None:
+    """Serve with uvicorn (one worker) on ``settings.host:settings.port``."""
+    import uvicorn
+
+    settings = settings or Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log)

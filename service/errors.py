@@ -1,0 +1,170 @@
+"""Every error of the HTTP API, mapped in one place to ``{"error": {"code", "message"}}`` with the right status.
+
+Bad input is always a 4xx naming what was wrong; only a bug in this code can produce a 500 (logged with its
+traceback, answered without one).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from index import StoreError
+from recommender.errors import ArticleNotFoundError, ConfigurationError, FieldError, RecommenderError
+from recommender.serving import NotReadyError, ReloadFailedError
+
+__all__ = ["ApiError", "BodyLimitMiddleware", "install_error_handlers", "error_response"]
+
+logger = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    500: "internal_error",
+    503: "not_ready",
+}
+
+
+class ApiError(Exception):
+    """Raised by routes and dependencies for errors that are not domain errors (auth, id mismatch...)."""
+
+    def __init__(self, status: int, code: str, message: str, *, fields: list[str] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str, *, fields: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return Response(orjson.dumps({"error": error}), status_code=status, media_type="application/json", headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("query", "path", "body", "header") and len(parts) > 1:
+        return ".".join(parts[1:]) if parts[0] != "body" or len(parts) > 1 else "body"
+    return ".".join(parts) or "request"
+
+
+def _validation_error(exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    fields, messages = [], []
+    for err in errors[:10]:
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            name = "body"
+            msg = "invalid JSON"
+        else:
+            name = _field_name(loc)
+            msg = str(err.get("msg", "invalid"))
+        fields.append(".".join(str(p) for p in loc) or "request")
+        messages.append(f"{name}: {msg}")
+    return error_response(422, "invalid_request", "; ".join(messages) or "invalid request", fields=fields)
+
+
+def _domain_error(exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=exc.headers)
+    if isinstance(exc, ArticleNotFoundError):
+        return error_response(404, exc.code, str(exc))
+    if isinstance(exc, FieldError):
+        return error_response(422, "invalid_request", str(exc), fields=[exc.field])
+    if isinstance(exc, (NotReadyError, ReloadFailedError)):
+        return error_response(503, exc.code, str(exc))
+    if isinstance(exc, ConfigurationError):
+        # Request options are validated before they reach the engine, so this is the server's configuration
+        # (e.g. the model is missing): the request was fine, the service cannot serve it.
+        logger.error("configuration error: %s", exc)
+        return error_response(503, exc.code, str(exc))
+    if isinstance(exc, StoreError):
+        logger.error("index error: %s", exc)
+        return error_response(503, getattr(exc, "code", "index_error"), str(exc))
+    if isinstance(exc, RecommenderError):
+        return error_response(422, exc.code, str(exc))
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the request was logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return _validation_error(exc)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        status = exc.status_code
+        if status == 404 and isinstance(exc.detail, str) and exc.detail == "Not Found":
+            message = f"no route for {request.method} {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(status, _CODES.get(status, f"http_{status}"), message, headers=getattr(exc, "headers", None))
+
+    async def on_domain(request: Request, exc: Exception) -> Response:
+        return _domain_error(exc)
+
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, on_domain)
+    app.add_exception_handler(RecommenderError, on_domain)
+    app.add_exception_handler(StoreError, on_domain)
+    app.add_exception_handler(Exception, on_domain)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """An HTTPException so that FastAPI's body reading re-raises it instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``: at once from Content-Length, else while the body streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if length > self.max_bytes:
+                    await error_response(413, "body_too_large", f"request body larger than {self.max_bytes} bytes")(scope, receive, send)
+                    return
+                break
+        received = 0
+        limit = self.max_bytes
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,186 @@
+"""Request and response models of API v1: the OpenAPI schema is generated from these, so they are the contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorBody",
+    "ErrorResponse",
+    "Reason",
+    "RelatedItem",
+    "RelatedResponse",
+    "ArticleIn",
+    "DraftRelatedRequest",
+    "ArticleSummary",
+    "ArticleDetail",
+    "ArticleList",
+    "ArticleWritten",
+    "IndexInfo",
+    "CacheInfo",
+    "ReloadResponse",
+    "Health",
+    "Readiness",
+]
+
+_FINITE = {"allow_inf_nan": False}
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. article_not_found, invalid_request, not_ready.")
+    message: str = Field(description="Human-readable explanation; names the offending field for 422.")
+    fields: list[str] | None = Field(None, description="For 422: the invalid fields, e.g. query.k or body.title.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Reason(BaseModel):
+    """Why an item is related; render each as a chip. Known types and their fields:
+    ``shared_terms`` (terms), ``shared_tags`` (tags), ``same_section`` (section),
+    ``similar_meaning`` (score), ``published_gap`` (days, negative = before the source)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+class RelatedItem(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None = Field(description="ISO-8601, UTC.")
+    section: str | None
+    score: float
+    reasons: list[Reason]
+
+
+class RelatedResponse(BaseModel):
+    article_id: str | None = Field(description="The source article; null for POST /v1/related.")
+    index_version: str
+    items: list[RelatedItem]
+
+
+class _ArticleFields(BaseModel):
+    # Unknown fields (story_id, ...) are accepted and kept, like in a CMS export.
+    model_config = ConfigDict(extra="allow")
+
+    title: str = Field(min_length=1, max_length=10_000)
+    body: str = Field("", max_length=2_000_000)
+    summary: str = Field("", max_length=100_000)
+    url: str | None = Field(None, max_length=10_000)
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    section: str | None = Field(None, max_length=1_000)
+    tags: list[str] = Field(default_factory=list, max_length=1_000)
+    authors: list[str] = Field(default_factory=list, max_length=1_000)
+    language: str | None = Field(None, max_length=100)
+
+
+class ArticleIn(_ArticleFields):
+    """Body of PUT /v1/articles/{article_id}. ``id`` is optional; when given it must equal the path's id."""
+
+    id: str | None = Field(None, max_length=256)
+
+
+class DraftRelatedRequest(_ArticleFields):
+    """Body of POST /v1/related: an article-like object plus the options of the GET route.
+
+    ``section`` here is the draft's own section; to restrict results to sections use the ``section`` query
+    parameter. Options given in the body win over the same query parameters."""
+
+    id: str | None = Field(None, max_length=256, description="Excluded from the results if it is indexed.")
+    k: int | None = Field(None, ge=1, le=50, description="Number of related articles (default 6).")
+    exclude_section: str | list[str] | None = None
+    tag: str | list[str] | None = None
+    exclude: str | list[str] | None = Field(None, description="Article ids never to return (comma-separated or a list).")
+    since: datetime | None = None
+    until: datetime | None = None
+    freshness: float | None = Field(None, gt=0, le=36_500, **_FINITE)
+    diversity: float | None = Field(None, ge=0, le=1, **_FINITE)
+
+
+class ArticleSummary(BaseModel):
+    id: str
+    title: str
+    summary: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+
+
+class ArticleDetail(ArticleSummary):
+    body: str
+    tags: list[str]
+    authors: list[str]
+    language: str | None
+    updated_at: str | None
+
+
+class ArticleList(BaseModel):
+    index_version: str
+    total: int = Field(description="Matching articles in all pages.")
+    items: list[ArticleSummary]
+
+
+class ArticleWritten(BaseModel):
+    id: str
+    created: bool
+    index_version: str
+    wal_seq: int = Field(description="Write-ahead-log sequence number of this change (it is durable).")
+
+
+class CacheInfo(BaseModel):
+    size: int
+    hits: int
+    misses: int
+
+
+class IndexInfo(BaseModel):
+    ready: bool
+    reason: str | None = Field(description="Why no index is served, when none is.")
+    version: str | None
+    published_version: str | None = Field(description="The version CURRENT names (can differ while loading or after a failed load).")
+    load_error: str | None
+    article_count: int
+    model: str | None
+    built_at: str | None
+    loaded_at: str | None
+    pending_changes: int = Field(description="Live changes (PUT/DELETE) applied on top of the version, not yet built in.")
+    wal_seq: int | None
+    cache: CacheInfo
+
+
+class ReloadResponse(BaseModel):
+    version: str
+    previous: str | None
+    changed: bool
+    seconds: float
+    replayed: int
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    version: str
+    load_error: str | None = Field(None, description="Set when a newer published version failed to load.")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can return."""
+    text = {
+        401: "Missing bearer token",
+        403: "Wrong token, or admin routes disabled",
+        404: "Article not found",
+        413: "Request body too large",
+        422: "Invalid parameter or body",
+        503: "No index loaded",
+    }
+    return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}

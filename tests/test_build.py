@@ -1,0 +1,124 @@
+"""The build pipeline end to end with the real model: publish, incremental reuse, rejects, validation, WAL folding."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DEMO_CORPUS, write_jsonl
+from index import IndexDirectory, Manifest, ManifestMismatchError
+from recommender import RejectsExceededError, ValidationFailedError
+from recommender.build import build_index
+from recommender.engine import Recommender
+from recommender.live import WriteAheadLog
+from recommender.settings import Settings
+
+
+def _records(n=30):
+    topics = ["ceasefire talks in Lisgard", "tariff ruling by the high court", "flooding along the Teyna river"]
+    return [
+        {"id": f"n{i}", "title": f"Report {i} on {topics[i % 3]}", "body": f"Story number {i} about {topics[i % 3]}. " * 5,
+         "published_at": f"2026-08-{1 + i % 28:02d}T10:00:00Z", "section": ["world", "business", "climate"][i % 3]}
+        for i in range(n)
+    ]
+
+
+def test_demo_index_published_and_valid(demo_index, demo_records):
+    d = IndexDirectory(demo_index)
+    path = d.current_path()
+    manifest = Manifest.read(path)
+    assert manifest.count == len(demo_records) == 140
+    assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384 and manifest.index_type == "flat"
+    manifest.verify_files(path, digests=True)
+    report = json.loads((demo_index / "reports" / f"{path.name}.json").read_text())
+    assert report["counts"]["new"] == 140 and report["validation"]["ok"] and report["validation"]["self_retrieval"] == 1.0
+    assert set(report["timings"]) >= {"load", "embed", "lexical", "index", "neighbors", "validate", "write"}
+    assert np.load(path / "neighbors_semantic.npy").shape == (140, 50)
+
+
+def test_incremental_rebuild_embeds_only_changes(tmp_path, embedder):
+    export = write_jsonl(tmp_path / "e.jsonl", _records(30))
+    settings = Settings(index_dir=tmp_path / "idx")
+    first = build_index([export], settings, embedder=embedder, progress=False)
+    assert first.counts["embedded"] == 30 and first.published
+    records = _records(30)
+    records[0]["title"] = "A changed headline about something else entirely"
+    del records[1]
+    records.append({"id": "n99", "title": "Brand new article", "body": "New text."})
+    write_jsonl(export, records)
+    second = build_index([export], settings, embedder=embedder, progress=False)
+    assert {k: second.counts[k] for k in ("new", "changed", "unchanged", "removed", "embedded")} == {
+        "new": 1, "changed": 1, "unchanged": 28, "removed": 1, "embedded": 2}
+    # Reused vectors are exactly what a full rebuild computes.
+    full = build_index([export], settings, embedder=embedder, progress=False, full=True)
+    assert full.counts["embedded"] == 30
+    d = IndexDirectory(settings.index_dir)
+    a = np.load(d.version_path(second.version) / "vectors.npy")
+    b = np.load(d.version_path(full.version) / "vectors.npy")
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert d.names() == sorted([first.version, second.version, full.version])
+
+
+def test_too_many_rejects_publishes_nothing(tmp_path, embedder):
+    export = write_jsonl(tmp_path / "e.jsonl", _records(10) + ["not json", {"id": "x"}])
+    settings = Settings(index_dir=tmp_path / "idx")
+    with pytest.raises(RejectsExceededError) as info:
+        build_index([export], settings, embedder=embedder, progress=False)
+    rejects = next((tmp_path / "idx" / "rejects").glob("*.jsonl"))
+    assert str(info.value) == (
+        f"2 of 12 rows rejected (16.7% > 1.0% allowed): {export}:11: json: invalid JSON: Expecting value at column 1; "
+        f"{export}:12: title: missing or empty; all rejects in {rejects}"
+    )
+    assert [json.loads(l)["field"] for l in rejects.read_text().splitlines()] == ["json", "title"]
+    assert IndexDirectory(settings.index_dir).current() is None
+    # Within the allowed share the build publishes and reports the rejects.
+    ok = build_index([export], settings.overridden(max_reject_share=0.2), embedder=embedder, progress=False)
+    assert ok.published and ok.counts["rejected"] == 2 and ok.counts["articles"] == 10
+
+
+def test_validation_failure_keeps_previous_version(tmp_path, embedder, monkeypatch):
+    export = write_jsonl(tmp_path / "e.jsonl", _records(12))
+    settings = Settings(index_dir=tmp_path / "idx")
+    good = build_index([export], settings, embedder=embedder, progress=False)
+    real_encode = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: np.zeros_like(real_encode(texts)))
+    with pytest.raises(ValidationFailedError, match="validation failed, nothing published: 12 zero vectors"):
+        build_index([export], settings, embedder=embedder, progress=False, full=True)
+    d = IndexDirectory(settings.index_dir)
+    assert d.current() == good.version and d.names() == [good.version]
+
+
+def test_recall_floor_refuses_a_poor_approximate_index(tmp_path, embedder, demo_records):
+    export = write_jsonl(tmp_path / "e.jsonl", demo_records + [dict(r, id=r["id"] + "-b", title=r["summary"]) for r in demo_records] + [dict(r, id=r["id"] + "-c", title=r["title"] + " (analysis)", body=r["summary"]) for r in demo_records])
+    # 420 articles in 10 IVF lists, probing only 1: recall@10 is far from perfect.
+    settings = Settings(index_dir=tmp_path / "idx", index_type="ivf", ivf_nprobe=1, recall_floor=0.99)
+    with pytest.raises(ValidationFailedError, match="ivf index recall@10 .* is below the floor 0.990; nothing published"):
+        build_index([export], settings, embedder=embedder, progress=False)
+    assert IndexDirectory(settings.index_dir).current() is None
+    report = build_index([export], settings.overridden(index_type="hnsw", recall_floor=0.9), embedder=embedder, progress=False)
+    assert report.index_type == "hnsw" and report.recall_at_10 >= 0.9
+    assert Manifest.read(IndexDirectory(settings.index_dir).current_path()).extra["recall_at_10"] == report.recall_at_10
+
+
+def test_live_changes_are_folded_into_the_next_build(tmp_path, embedder):
+    export = write_jsonl(tmp_path / "e.jsonl", _records(12))
+    settings = Settings(index_dir=tmp_path / "idx")
+    build_index([export], settings, embedder=embedder, progress=False)
+    wal = WriteAheadLog(settings.index_dir)
+    from recommender import parse_article
+
+    wal.append_upsert(parse_article({"id": "live-1", "title": "Pushed between builds", "body": "Live text."}))
+    wal.append_delete("n3")
+    report = build_index([export], settings, embedder=embedder, progress=False)
+    assert report.counts["live_changes"] == 2 and report.counts["articles"] == 12
+    rec = Recommender.open(settings.index_dir)
+    assert "live-1" in rec and "n3" not in rec
+    assert rec.wal_seq == 2 and wal.entries() == []
+    seq = wal.append_delete("n4")
+    assert seq == 3  # sequence numbers never restart after compaction
+
+
+def test_model_mismatch_is_refused(demo_index):
+    with pytest.raises(ManifestMismatchError, match="index was built with model 'all-MiniLM-L6-v2' but 'other-model' is configured"):
+        Recommender.open(demo_index, model="other-model")

@@ -1,0 +1,136 @@
+"""Related articles through the public engine API on the real demo index and model."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from recommender import ArticleNotFoundError, ConfigurationError, Filters, parse_article
+from recommender.engine import Recommender
+
+
+def _ids(items):
+    return [i.article.id for i in items]
+
+
+def test_related_is_same_story_and_never_self(demo_recommender, demo_records):
+    story = {r["id"]: r["story_id"] for r in demo_records}
+    hits = total = 0
+    for record in demo_records:
+        items = demo_recommender.related(record["id"], 6)
+        assert len(items) == 6
+        assert record["id"] not in _ids(items)
+        scores = [i.score for i in items]
+        assert scores == sorted(scores, reverse=True)
+        top = items[0].article.id
+        total += 1
+        hits += story[top] == record["story_id"]
+    assert hits / total >= 0.95  # the first pick is from the same story for nearly every article
+
+
+def test_republished_copies_never_appear(demo_recommender, demo_records):
+    copies = {r["id"]: r["republished_of"] for r in demo_records if r.get("republished_of")}
+    assert len(copies) == 6
+    for copy_id, original in copies.items():
+        assert original not in _ids(demo_recommender.related(copy_id, 10))
+        assert copy_id not in _ids(demo_recommender.related(original, 10))
+    pairs = set(copies.items())
+    for record in demo_records:
+        got = set(_ids(demo_recommender.related(record["id"], 10)))
+        assert not any(a in got and b in got for a, b in pairs), record["id"]
+
+
+def test_reasons_are_machine_readable(demo_recommender):
+    item = demo_recommender.related("demo-006", 3)[0]
+    kinds = [r["type"] for r in item.reasons]
+    assert kinds[0] == "shared_terms" and item.reasons[0]["terms"]
+    assert "similar_meaning" in kinds and "same_section" in kinds
+    d = item.to_dict()
+    assert set(d) == {"id", "title", "url", "published_at", "section", "score", "reasons"}
+
+
+def test_filters_each(demo_recommender, demo_records):
+    rec = demo_recommender
+    sport = rec.related("demo-006", 6, filters=Filters(sections=("sport",)))
+    assert len(sport) == 6 and {i.article.section for i in sport} == {"sport"}
+    no_world = rec.related("demo-006", 6, filters=Filters(exclude_sections=("World",)))
+    assert "world" not in {i.article.section for i in no_world}
+    tagged = rec.related("demo-006", 6, filters=Filters(tags=("ceasefire",)))
+    assert tagged and all("ceasefire" in i.article.tags for i in tagged)
+    first = _ids(rec.related("demo-006", 3))
+    excluded = rec.related("demo-006", 3, filters=Filters(exclude_ids=frozenset(first)))
+    assert not set(first) & set(_ids(excluded)) and len(excluded) == 3
+    since = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    later = rec.related("demo-006", 6, filters=Filters(since=since))
+    assert len(later) == 6 and all(i.article.published_at >= since for i in later)
+    until = datetime(2026, 8, 10, tzinfo=timezone.utc)
+    earlier = rec.related("demo-006", 6, filters=Filters(until=until))
+    assert all(i.article.published_at <= until for i in earlier)
+    assert rec.related("demo-006", 6, filters=Filters(language="en"))
+    assert rec.related("demo-006", 6, filters=Filters(language="fr")) == []
+
+
+def test_k_larger_than_the_eligible_pool(demo_recommender, demo_records):
+    royals = [r for r in demo_records if r["section"] == "royals"]
+    items = demo_recommender.related("demo-006", 50, filters=Filters(sections=("royals",)))
+    copies = sum(1 for r in royals if r.get("republished_of"))
+    # Every eligible royals article is returned except near-duplicates of each other.
+    assert len(items) == len(royals) - copies
+    assert len(demo_recommender.related("demo-006", 50)) >= 45
+
+
+def test_window_and_freshness(demo_recommender):
+    src = demo_recommender.article("demo-006").published_at
+    windowed = demo_recommender.related("demo-006", 6, window_days=3)
+    assert windowed and all(abs((i.article.published_at - src).days) <= 3 for i in windowed)
+    fresh = demo_recommender.related("demo-006", 6, freshness_half_life_days=1.0)
+    plain = demo_recommender.related("demo-006", 6)
+    gap = lambda items: sum(abs((i.article.published_at - src).total_seconds()) for i in items)  # noqa: E731
+    assert gap(fresh) <= gap(plain)
+
+
+def test_diversity_changes_the_list(demo_recommender):
+    plain = _ids(demo_recommender.related("demo-060", 6))
+    varied = demo_recommender.related("demo-060", 6, diversity=0.9)
+    assert len(varied) == 6 and _ids(varied) != plain
+
+
+def test_unknown_article_and_bad_overrides(demo_recommender):
+    with pytest.raises(ArticleNotFoundError, match="article not found: 'nope'"):
+        demo_recommender.related("nope")
+    with pytest.raises(ConfigurationError, match="unknown ranking option\\(s\\): bogus"):
+        demo_recommender.related("demo-006", bogus=1)
+    with pytest.raises(ConfigurationError, match="diversity must be between 0 and 1"):
+        demo_recommender.related("demo-006", diversity=2)
+
+
+def test_draft_text(demo_recommender):
+    draft = parse_article({"id": "draft", "title": "Ceasefire talks in Lisgard collapse again",
+                           "body": "Negotiators for Talveria and Orenland left Lisgard without a deal over the Dessk corridor."})
+    items = demo_recommender.related_to_article(draft, 5)
+    assert len(items) == 5 and items[0].article.extra["story_id"] == "ceasefire-summit"
+
+
+def test_live_upsert_and_delete(demo_index, embedder):
+    rec = Recommender.open(demo_index, embedder=embedder)
+    new = parse_article({"id": "live/1 x", "title": "Lisgard ceasefire summit to resume next week",
+                         "body": "Mediators said Talveria and Orenland will return to Lisgard to discuss the Dessk corridor.",
+                         "section": "world", "published_at": "2026-08-20T10:00:00Z"})
+    assert rec.upsert(new) is True
+    assert "live/1 x" in rec
+    own = rec.related("live/1 x", 5)
+    assert own and own[0].article.extra.get("story_id") == "ceasefire-summit"
+    assert "live/1 x" in _ids(rec.related("demo-006", 6))
+    assert rec.upsert(new) is False  # replace
+    assert _ids(rec.related("demo-006", 10)).count("live/1 x") == 1
+    assert rec.delete("live/1 x") is True and "live/1 x" not in rec
+    assert "live/1 x" not in _ids(rec.related("demo-006", 10))
+    assert rec.delete("demo-003") is True
+    assert "demo-003" not in _ids(rec.related("demo-006", 50))
+    assert rec.delete("demo-003") is False
+
+
+def test_operations_needing_a_model_say_so(demo_index):
+    rec = Recommender.open(demo_index)
+    assert rec.related("demo-006", 2)  # by-id needs no model
+    with pytest.raises(ConfigurationError, match="this operation embeds text and needs a model"):
+        rec.upsert(parse_article({"id": "x", "title": "t"}))

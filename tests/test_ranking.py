@@ -1,0 +1,97 @@
+"""Ranking logic on hand-made candidates whose right answer is known before the test runs."""
+
+import numpy as np
+import pytest
+
+from recommender import ConfigurationError, RankingConfig
+from recommender.dedup import jaccard_estimate, minhash_signatures
+from recommender.ranking import Candidates, Source, rank
+
+DAY = 86400.0
+
+
+def _cands(sem, lex, texts=None, published=None, vectors=None, sections=None):
+    n = len(sem)
+    texts = texts or [f"unique text number {i} " * 3 + f"token{i} alpha{i} beta{i}" for i in range(n)]
+    vecs = vectors if vectors is not None else np.eye(n, 8, dtype=np.float32)
+    return Candidates(
+        positions=np.arange(n),
+        semantic=np.asarray(sem, np.float32),
+        lexical=np.asarray(lex, np.float32),
+        vectors=vecs,
+        signatures=minhash_signatures(texts),
+        published=np.asarray(published if published is not None else [np.nan] * n, dtype=np.float64),
+        sections=np.array(sections or [None] * n, dtype=object),
+        tags=[frozenset()] * n,
+    )
+
+
+def _source(text="the source article text", published=float("nan")):
+    return Source(vector=np.zeros(8, np.float32), signature=minhash_signatures([text])[0], published=published, section=None, tags=frozenset())
+
+
+def test_weighted_fusion_orders_by_mix():
+    c = _cands([0.9, 0.1, 0.6], [0.0, 0.9, 0.6])
+    order = lambda w: [i.position for i in rank(_source(), c, RankingConfig(semantic_weight=w), 3)]  # noqa: E731
+    assert order(1.0) == [0, 2, 1]
+    assert order(0.0) == [1, 2, 0]
+    assert order(0.5) == [2, 1, 0]  # 0.6 > 0.5 > 0.45
+
+
+def test_rrf_fusion():
+    c = _cands([0.9, 0.8, 0.05, 0.1], [0.05, 0.8, 0.9, 0.1])
+    items = rank(_source(), c, RankingConfig(fusion="rrf", semantic_weight=0.5), 4)
+    # second in both lists: 2/62 = 0.03226 beats first-and-last: 1/61 + 1/64 = 0.03202
+    assert items[0].position == 1
+    assert items[0].score == pytest.approx(0.5 / 62 + 0.5 / 62)
+
+
+def test_near_duplicates_of_source_and_of_each_other_are_dropped():
+    story = "the summit in lisgard ended without a ceasefire agreement after two days of talks on the corridor"
+    texts = [story + " reporters said", "updated: " + story + " reporters said", "a completely different story about floods in the teyna river valley", story]
+    c = _cands([0.9, 0.8, 0.3, 0.95], [0.9, 0.8, 0.3, 0.95], texts=texts)
+    src = _source("elsewhere: an unrelated source about tennis finals in harbour city and a long rally")
+    assert [i.position for i in rank(src, c, RankingConfig(), 4)] == [3, 2]  # 0 and 1 are copies of 3
+    src_dup = _source(story)
+    assert [i.position for i in rank(src_dup, c, RankingConfig(), 4)] == [2]
+
+
+def test_jaccard_estimate_tracks_real_overlap():
+    a = " ".join(f"w{i}" for i in range(200))
+    b = " ".join(f"w{i}" for i in range(100, 300))
+    sig = minhash_signatures([a, b, a])
+    assert jaccard_estimate(sig[0], sig[2])[0] == 1.0
+    assert abs(jaccard_estimate(sig[0], sig[1])[0] - 98 / 298) < 0.15
+
+
+def test_freshness_decay_prefers_close_dates():
+    c = _cands([0.8, 0.8], [0.8, 0.8], published=[30 * DAY, 1 * DAY])
+    src = _source(published=0.0)
+    assert [i.position for i in rank(src, c, RankingConfig(freshness_half_life_days=7), 2)] == [1, 0]
+    items = rank(src, c, RankingConfig(freshness_half_life_days=7), 2)
+    assert items[0].score == pytest.approx(0.8 * 0.5 ** (1 / 7), rel=1e-5)
+
+
+def test_mmr_diversity_breaks_up_one_angle():
+    v = np.array([[1, 0, 0], [0.99, 0.14, 0], [0, 1, 0]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    c = _cands([0.9, 0.89, 0.7], [0.9, 0.89, 0.7], vectors=v)
+    assert [i.position for i in rank(_source(), c, RankingConfig(diversity=0.0), 2)] == [0, 1]
+    assert [i.position for i in rank(_source(), c, RankingConfig(diversity=0.5), 2)] == [0, 2]
+
+
+def test_config_validation_and_files(tmp_path):
+    with pytest.raises(ConfigurationError, match="fusion must be one of weighted, rrf, got 'max'"):
+        RankingConfig(fusion="max")
+    with pytest.raises(ConfigurationError, match="semantic_weight must be between 0 and 1"):
+        RankingConfig(semantic_weight=2)
+    (tmp_path / "fresh.json").write_text('{"freshness_half_life_days": 3, "diversity": 0.2}')
+    cfg = RankingConfig.from_file(tmp_path / "fresh.json")
+    assert (cfg.name, cfg.freshness_half_life_days, cfg.diversity) == ("fresh", 3, 0.2)
+    (tmp_path / "t.toml").write_text('name = "tomlcfg"\nsemantic_weight = 0.7\n')
+    assert RankingConfig.from_file(tmp_path / "t.toml").semantic_weight == 0.7
+    (tmp_path / "bad.json").write_text('{"nope": 1}')
+    with pytest.raises(ConfigurationError, match="unknown ranking option\\(s\\): nope"):
+        RankingConfig.from_file(tmp_path / "bad.json")
+    with pytest.raises(ConfigurationError, match="cannot read ranking configuration"):
+        RankingConfig.from_file(tmp_path / "missing.json")
