@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -157,8 +158,14 @@ class IndexDirectory:
         return BuildLock(self.root / LOCK_FILE)
 
     def new_version_name(self) -> str:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        return f"v{stamp}-{secrets.token_hex(3)}"
+        """Names sort in build order (rollback and gc rely on it), even for two builds in one second."""
+        existing = self.names()
+        while True:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+            name = f"v{stamp}-{secrets.token_hex(3)}"
+            if not existing or name > existing[-1]:
+                return name
+            time.sleep(0.001)
 
     def clean_staging(self) -> int:
         """Remove folders left by builds that died. Only call while holding the build lock."""

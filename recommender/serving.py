@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Hashable, Iterator
 
 from index import IndexDirectory, StoreError
+from index.errors import NoVersionError
 
 from .article import Article
 from .embedding import Embedder
@@ -383,6 +384,11 @@ class LiveIndex:
                 entries = self.wal.entries(after=rec.wal_seq)
                 rec.replay(entries)
             except (RecommenderError, StoreError, OSError, ValueError) as exc:
+                if isinstance(exc, NoVersionError):
+                    # CURRENT names a folder not there (yet): a copy in progress, worth retrying on the next poll.
+                    if old is None:
+                        self._reason = str(exc)
+                    raise NotReadyError(str(exc)) from None
                 self._failed = (name, str(exc))
                 if old is None:
                     self._reason = self.load_error

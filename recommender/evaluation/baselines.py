@@ -64,7 +64,11 @@ class FunctionSystem:
         self._fn = fn
 
     def recommend(self, query_id: str, k: int) -> list[str]:
-        return list(self._fn(query_id, _check_k(k)))
+        result = self._fn(query_id, _check_k(k))
+        if result is None or isinstance(result, (str, bytes)):  # list("abc") would silently become 3 ids
+            raise TypeError(f"system {self.name!r} returned {type(result).__name__} for query {query_id!r}, "
+                            "expected an iterable of ids")
+        return list(result)
 
     def __repr__(self) -> str:
         return f"FunctionSystem(name={self.name!r}, fn={self._fn!r})"

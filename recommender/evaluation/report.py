@@ -107,6 +107,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}"
 
 
+def _fmt_p(value: float) -> str:
+    """p-values: scientific below 0.001, where "0.0000" would hide how strong the evidence is."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.4f}"
+
+
 def _means_of(source: Any) -> tuple[list[str], Mapping[str, Mapping[str, Any]], list[str]]:
     if hasattr(source, "means") and hasattr(source, "systems"):
         return list(source.systems), source.means, _metric_order(source)
@@ -191,9 +198,11 @@ def plot_curves(result: "EvaluationResult", path: str | Path) -> Path:
     figure = _figure(4.2 * columns, 3.2 * rows)
     for index, name in enumerate(names):
         axis = figure.add_subplot(rows, columns, index + 1)
-        for system in result.systems:
+        for number, system in enumerate(result.systems):
             points = sorted(result.curves[system][name].items())
-            axis.plot([k for k, _ in points], [v for _, v in points], marker="o", markersize=3, label=system)
+            style = ("-", "--", ":", "-.")[number % 4]  # systems with equal curves stay visible
+            axis.plot([k for k, _ in points], [v for _, v in points], linestyle=style, marker="o", markersize=3,
+                      label=system)
         axis.set_title(f"{_LABELS.get(name, name)}@k")
         axis.set_xlabel("k")
         axis.set_ylim(0, 1.02)
@@ -268,7 +277,7 @@ def _comparison_rows(result: "EvaluationResult") -> list[list[str]]:
     for c in result.comparisons:
         rows.append([
             c.system, c.metric, _fmt(c.baseline_mean), _fmt(c.system_mean), f"{c.mean_difference:+.4f}",
-            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]", _fmt(c.t_pvalue), _fmt(c.wilcoxon_pvalue), _fmt(c.cohens_d),
+            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]", _fmt_p(c.t_pvalue), _fmt_p(c.wilcoxon_pvalue), _fmt(c.cohens_d),
             f"{c.wins}/{c.ties}/{c.losses}",
         ])
     return rows
@@ -297,7 +306,7 @@ def _summary_lines(result: "EvaluationResult") -> list[str]:
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def cell(text: str) -> str:
-        return _e(text).replace("|", "\\|")
+        return html.escape(str(text), quote=False).replace("|", "\\|")
 
     out = ["| " + " | ".join(cell(h) for h in header) + " |",
            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
