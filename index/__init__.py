@@ -6,7 +6,7 @@ Knows nothing about text or models: a caller's model identifier is an opaque man
 from .errors import LockedError, ManifestError, ManifestMismatchError, NoVersionError, PublishError, StoreError
 from .exact import brute_force_search, recall_at_k
 from .manifest import MANIFEST_FILE, Manifest
-from .persist import atomic_write_bytes, atomic_write_json, atomic_writer, fsync_dir
+from .persist import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_writer, fsync_dir
 from .publish import BuildLock, IndexDirectory, VersionInfo
 from .store import INDEX_TYPES, IndexSpec, VectorStore, measure_recall
 
@@ -25,6 +25,7 @@ __all__ = [
     "StoreError",
     "VectorStore",
     "VersionInfo",
+    "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_writer",

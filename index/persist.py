@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, BinaryIO
 
-__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_file"]
+__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir", "fsync_file"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -54,3 +54,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
+
+
+class _ChunkedWriter:
+    """Hides the real file from numpy: ``ndarray.tofile`` reports a full disk as a bare OSError without
+    errno, while chunked ``write`` calls raise ENOSPC that callers can recognise."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes) -> int:
+        return self._fh.write(data)
+
+
+def atomic_save_npy(path: Path, array: Any) -> None:
+    import numpy as np
+
+    with atomic_writer(path) as fh:
+        np.save(_ChunkedWriter(fh), np.ascontiguousarray(array))  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import StoreError
 from .exact import brute_force_search, recall_at_k
-from .persist import atomic_writer, atomic_write_bytes
+from .persist import atomic_save_npy, atomic_write_bytes, atomic_writer
 
 __all__ = ["VectorStore", "IndexSpec", "INDEX_TYPES", "measure_recall"]
 
@@ -179,8 +179,7 @@ class VectorStore:
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_writer(directory / INDEX_FILE) as fh:
             fh.write(faiss.serialize_index(self.index).tobytes())
-        with atomic_writer(directory / VECTORS_FILE) as fh:
-            np.save(fh, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        atomic_save_npy(directory / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
         atomic_write_bytes(directory / IDS_FILE, json.dumps(self._ids, ensure_ascii=False).encode("utf-8"))
         return [INDEX_FILE, VECTORS_FILE, IDS_FILE]
 

@@ -6,6 +6,7 @@ FAISS index -> precomputed candidate lists -> validation -> (quality gate) -> pu
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -18,14 +19,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from index import IndexDirectory, IndexSpec, Manifest, NoVersionError, VectorStore, atomic_write_json, atomic_writer
+from index import IndexDirectory, IndexSpec, Manifest, NoVersionError, VectorStore, atomic_save_npy, atomic_write_json, atomic_writer
 
 from . import __version__
 from .article import Article
 from .dedup import dedup_text, minhash_signatures
 from .embedding import Embedder
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE, read_articles_file
-from .errors import ValidationFailedError
+from .errors import DiskFullError, ValidationFailedError
 from .lexical import LexicalModel
 from .live import WriteAheadLog
 from .loading import check_rejects, load_articles
@@ -203,6 +204,26 @@ def build_index(
     gate: Gate | None = None,
 ) -> BuildReport:
     """Build and publish a new version. On any failure nothing is published and the served version stays."""
+    try:
+        return _build(sources, settings, full=full, embedder=embedder, progress=progress, gate=gate)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            where = exc.filename or settings.index_dir
+            raise DiskFullError(
+                f"no space left on device while writing {where}; nothing was published and the current version is unchanged"
+            ) from None
+        raise
+
+
+def _build(
+    sources: Sequence[Path | str],
+    settings: Settings,
+    *,
+    full: bool,
+    embedder: Embedder | None,
+    progress: bool,
+    gate: Gate | None,
+) -> BuildReport:
     directory = IndexDirectory(settings.index_dir)
     report = BuildReport(index_dir=str(directory.root))
     stage = _Stages(report)
@@ -313,8 +334,7 @@ def build_index(
                         fh.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
                 files.append(ARTICLES_FILE)
                 for name_, arr in ((SIGNATURES_FILE, signatures), (NEIGHBORS_FILES["semantic"], sem_neighbors), (NEIGHBORS_FILES["lexical"], lex_neighbors)):
-                    with atomic_writer(staged / name_) as fh:
-                        np.save(fh, arr)
+                    atomic_save_npy(staged / name_, arr)
                     files.append(name_)
                 total = sum(report.timings.values())
                 report.throughput = {

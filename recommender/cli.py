@@ -28,7 +28,7 @@ IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="Index 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 #: Documented exit codes (README, Operations).
-EXIT_CODES = {0: "success", 1: "error", 2: "bad input or configuration", 3: "too many rejected rows", 4: "validation or quality gate failed", 5: "another build holds the lock"}
+EXIT_CODES = {0: "success", 1: "error", 2: "bad input or configuration", 3: "too many rejected rows", 4: "validation or quality gate failed", 5: "another build holds the lock", 6: "disk full"}
 
 
 def _settings(**flags: Any):
@@ -58,6 +58,8 @@ def _run(fn: Callable[[], Any]) -> Any:
         _fail(str(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:  # I/O the library could not attribute (permissions, network filesystems)
+        _fail(str(exc), 1)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -65,6 +65,13 @@ class Embedder:
         self.batch_size = batch_size
         from sentence_transformers import SentenceTransformer
 
+        try:  # the weight-loading progress bar is noise on every start and in cron mail
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
+
         try:
             self._model = SentenceTransformer(load_from, device=device, local_files_only=True)
         except Exception as exc:  # ST raises OSError, ValueError or hub errors depending on the failure

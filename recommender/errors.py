@@ -10,6 +10,7 @@ __all__ = [
     "ArticleNotFoundError",
     "ConfigurationError",
     "ValidationFailedError",
+    "DiskFullError",
 ]
 
 
@@ -68,3 +69,10 @@ class ValidationFailedError(RecommenderError):
 
     code = "validation_failed"
     exit_code = 4
+
+
+class DiskFullError(RecommenderError):
+    """The disk filled up mid-build; the staged files were removed and the published version is untouched."""
+
+    code = "disk_full"
+    exit_code = 6

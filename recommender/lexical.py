@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from index import atomic_write_json, atomic_writer
+from index import atomic_save_npy, atomic_write_json, atomic_writer
 
 __all__ = ["LexicalModel", "LexicalParams"]
 
@@ -106,8 +106,7 @@ class LexicalModel:
             "vocabulary": vocabulary,
         }
         atomic_write_json(directory / PARAMS_FILE, state)
-        with atomic_writer(directory / IDF_FILE) as fh:
-            np.save(fh, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
+        atomic_save_npy(directory / IDF_FILE, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
         with atomic_writer(directory / MATRIX_FILE) as fh:
             sp.save_npz(fh, self.matrix_, compressed=False)
         return [PARAMS_FILE, IDF_FILE, MATRIX_FILE]

@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        index = live or LiveIndex(settings, embedder=embedder)
+        index = live or getattr(app.state, "live", None) or LiveIndex(settings, embedder=embedder)
         app.state.live = index
         metrics.live = index
         if not index.ready:
@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    if live is not None:  # usable without the lifespan too (ASGI test clients that do not run it)
+        app.state.live = live
+        metrics.live = live
     install_error_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -57,7 +57,8 @@ def test_save_qrels_round_trip(tmp_path):
     [
         ("", 1, "empty file: expected header 'query_id<TAB>doc_id<TAB>grade'"),
         ("q,d,g\n", 1, "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'q,d,g'"),
-        ("query_id\tdoc_id\nq\td\n", 1, "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'query_id\\tdoc_id'"),
+        ("query_id\tdoc_id\nq\td\n", 1,
+         "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'query_id\\tdoc_id'"),
         ("query_id\tdoc_id\tgrade\nq1\td1\t1\nq1\td2\n", 3, "expected 3 tab-separated columns, got 2"),
         ("query_id\tdoc_id\tgrade\nq1\td1\t1\textra\n", 2, "expected 3 tab-separated columns, got 4"),
         ("query_id\tdoc_id\tgrade\nq1\td1\thigh\n", 2, "grade is not a number: 'high'"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -216,7 +216,7 @@ def test_novelty():
 
 
 def test_freshness():
-    t0 = datetime(2024, 1, 10, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 10, tzinfo=UTC)
     published = {"q": t0, "a": t0 + timedelta(days=1), "b": t0 - timedelta(days=3), "c": None}
     got = freshness({"q": ["a", "b", "c"], "undated": ["a"]}, published, k=3)
     # gaps |+1| and |-3| days; c and the undated source are skipped

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from conftest import shared_dataset
 
 from recommender.article import Article, parse_article
 from recommender.errors import ArticleNotFoundError, ConfigurationError
@@ -27,8 +27,7 @@ from recommender.evaluation import (
     qrels_from_labels,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 TEXTS = {
     "rates1": ("Central bank raises interest rates", "The central bank raised interest rates to fight inflation."),
@@ -264,9 +263,7 @@ def test_evaluate_query_subset_and_curve_cutoffs():
 
 
 def test_tfidf_on_ecbplus_dev():
-    base = SHARED / "datasets" / "ecbplus-dev"
-    if not (base / "articles.jsonl").exists():
-        pytest.skip(f"ECB+ dev set not found at {base}")
+    base = shared_dataset("ecbplus-dev")  # ../shared next to the repo; skipped with the reason if absent
     with (base / "articles.jsonl").open(encoding="utf-8") as handle:
         articles = [parse_article(json.loads(line), clean_html=False) for line in handle]
     qrels = load_qrels(base / "qrels.tsv")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +31,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @runtime_checkable
@@ -59,7 +60,7 @@ class FunctionSystem:
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty string")
         if not callable(fn):
-            raise ValueError("fn must be callable as fn(query_id, k)")
+            raise TypeError("fn must be callable as fn(query_id, k)")
         self.name = name
         self._fn = fn
 
@@ -202,7 +203,7 @@ class TfidfSystem(_CorpusSystem):
     shorter than ``k`` rather than padded with arbitrary articles.
     """
 
-    DEFAULT_PARAMS = {"sublinear_tf": True, "stop_words": "english", "min_df": 2, "max_df": 0.5}
+    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {"sublinear_tf": True, "stop_words": "english", "min_df": 2, "max_df": 0.5}
 
     def __init__(self, articles: Sequence[Article], *, name: str = "tfidf",
                  vectorizer_params: dict | None = None) -> None:

@@ -15,9 +15,10 @@ import json
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,7 +66,7 @@ class GroundTruthError(RecommenderError, ValueError):
         self.reason = reason if reason is not None else message
 
     @classmethod
-    def at(cls, path: str | Path, line: int, reason: str) -> "GroundTruthError":
+    def at(cls, path: str | Path, line: int, reason: str) -> GroundTruthError:
         """An error located in a file, so the data team can jump straight to the bad line."""
         return cls(f"{path}:{line}: {reason}", path=str(path), line=line, reason=reason)
 

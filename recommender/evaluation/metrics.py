@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def _graded_int_qrels(qrels: Mapping[str, Mapping[str, float]], gains: str = "li
     if top * scale > _INT32_MAX:
         raise ValueError(f"grade {top} is too large for trec_eval's 32-bit relevance (max {_INT32_MAX // scale})")
     return {
-        query_id: {doc_id: max(1, int(round(float(g) * scale))) for doc_id, g in per_query.items() if g > 0}
+        query_id: {doc_id: max(1, round(float(g) * scale)) for doc_id, g in per_query.items() if g > 0}
         for query_id, per_query in qrels.items()
     }
 
@@ -396,6 +397,7 @@ def near_duplicate_rate(run: Run, is_near_duplicate: Callable[[str, str], bool],
     """Share of recommended items (pooled) for which ``is_near_duplicate(source_id, item_id)`` holds.
 
     Near-duplicates (re-filed wire copies, corrections) look maximally "related" but give the reader nothing new.
+    The source itself is never asked about: :func:`self_recommendation_rate` counts that fault.
     """
     total = hits = 0
     for query_id, items in _truncated(run, k).items():

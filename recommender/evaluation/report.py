@@ -20,10 +20,9 @@ import html
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
-
-from .metrics import parse_metric_key
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .runner import EvaluationResult
@@ -79,19 +78,19 @@ def _dump(data: Any, path: Path) -> Path:
     return path
 
 
-def _metric_order(result: "EvaluationResult") -> list[str]:
+def _metric_order(result: EvaluationResult) -> list[str]:
     keys = list(result.ranking_keys)
     for system in result.systems:
         keys.extend(key for key in result.means[system] if key not in keys)
     return keys
 
 
-def results_dict(result: "EvaluationResult") -> dict[str, dict[str, float | None]]:
+def results_dict(result: EvaluationResult) -> dict[str, dict[str, float | None]]:
     """``{system: {metric: value}}``: the content of ``results.json``."""
     return {system: _json_safe(dict(result.means[system])) for system in result.systems}
 
 
-def comparisons_dict(result: "EvaluationResult") -> dict[str, Any]:
+def comparisons_dict(result: EvaluationResult) -> dict[str, Any]:
     """The content of ``comparisons.json``: baseline name and one record per (system, metric)."""
     return {"baseline": result.baseline, "comparisons": [c.to_dict() for c in result.comparisons]}
 
@@ -124,7 +123,7 @@ def _means_of(source: Any) -> tuple[list[str], Mapping[str, Mapping[str, Any]], 
     return systems, source, keys
 
 
-def format_table(source: "EvaluationResult | Mapping[str, Mapping[str, float]]",
+def format_table(source: EvaluationResult | Mapping[str, Mapping[str, float]],
                  metrics: Sequence[str] | None = None) -> str:
     """Aligned plain-text table: one row per metric, one column per system (metrics outnumber systems)."""
     systems, means, keys = _means_of(source)
@@ -143,7 +142,7 @@ def format_table(source: "EvaluationResult | Mapping[str, Mapping[str, float]]",
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
-def write_results_json(result: "EvaluationResult", directory: str | Path) -> dict[str, Path]:
+def write_results_json(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
     """``results.json`` (system -> metrics), ``comparisons.json`` and ``meta.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,7 +153,7 @@ def write_results_json(result: "EvaluationResult", directory: str | Path) -> dic
     }
 
 
-def write_per_query(result: "EvaluationResult", directory: str | Path) -> dict[str, Path]:
+def write_per_query(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
     """``per_query.csv`` (system, query_id, metric columns, latency_ms), ``per_query.json`` and ``runs.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -190,7 +189,7 @@ def _figure(width: float, height: float) -> Any:
     return figure
 
 
-def plot_curves(result: "EvaluationResult", path: str | Path) -> Path:
+def plot_curves(result: EvaluationResult, path: str | Path) -> Path:
     """Mean metric@k for k in ``result.curve_ks``, one panel per metric, one line per system."""
     names = list(result.curves[result.baseline])
     columns = min(3, len(names))
@@ -214,7 +213,7 @@ def plot_curves(result: "EvaluationResult", path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_differences(result: "EvaluationResult", path: str | Path, metric: str | None = None) -> Path | None:
+def plot_differences(result: EvaluationResult, path: str | Path, metric: str | None = None) -> Path | None:
     """Per-query ``system - baseline`` on ``metric`` (default: headline), sorted: where a system wins and loses.
 
     Returns None when there is only one system (nothing to compare).
@@ -247,7 +246,7 @@ def plot_differences(result: "EvaluationResult", path: str | Path, metric: str |
     return Path(path)
 
 
-def plot_distributions(result: "EvaluationResult", path: str | Path, metric: str | None = None) -> Path:
+def plot_distributions(result: EvaluationResult, path: str | Path, metric: str | None = None) -> Path:
     """Box plot of per-query ``metric`` (default: headline) per system: the spread the mean hides."""
     metric = metric or result.headline_metric
     figure = _figure(max(5, 1.4 * len(result.systems) + 2), 4)
@@ -272,7 +271,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _comparison_rows(result: "EvaluationResult") -> list[list[str]]:
+def _comparison_rows(result: EvaluationResult) -> list[list[str]]:
     rows = []
     for c in result.comparisons:
         rows.append([
@@ -287,16 +286,16 @@ _COMPARISON_HEADER = ["system", "metric", "baseline", "system mean", "difference
                       "Wilcoxon p", "Cohen's d", "W/T/L"]
 
 
-def _health_rows(result: "EvaluationResult") -> tuple[list[str], list[list[str]]]:
+def _health_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     keys: list[str] = []
     for system in result.systems:
         keys.extend(k for k in result.health.get(system, {}) if k not in keys)
     return ["system", *keys], [[s, *(str(result.health[s].get(k, 0)) for k in keys)] for s in result.systems]
 
 
-def _summary_lines(result: "EvaluationResult") -> list[str]:
-    lines = [f"{len(result.queries)} queries, cutoffs {', '.join(map(str, result.cutoffs))}, "
-             f"baseline: {result.baseline}"]
+def _summary_lines(result: EvaluationResult) -> list[str]:
+    cutoffs = ", ".join(map(str, result.cutoffs))
+    lines = [f"{len(result.queries)} queries, cutoffs {cutoffs}, baseline: {result.baseline}"]
     if result.unknown is not None:
         u = result.unknown
         lines.append(f"qrels ids not in the corpus: {len(u.queries)} queries, {len(u.docs)} docs "
@@ -314,12 +313,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def _means_rows(result: "EvaluationResult") -> tuple[list[str], list[list[str]]]:
+def _means_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     keys = _metric_order(result)
     return ["metric", *result.systems], [[k, *(_fmt(result.means[s].get(k)) for s in result.systems)] for k in keys]
 
 
-def render_markdown(result: "EvaluationResult", plots: Mapping[str, Path | None] | None = None) -> str:
+def render_markdown(result: EvaluationResult, plots: Mapping[str, Path | None] | None = None) -> str:
     """``report.md``: means, comparisons, output health, plots. Names and ids are HTML-escaped."""
     plots = plots or {}
     parts = ["# Offline evaluation", ""]
@@ -350,7 +349,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}")
 
 
-def render_html(result: "EvaluationResult", plots: Mapping[str, Path | None] | None = None) -> str:
+def render_html(result: EvaluationResult, plots: Mapping[str, Path | None] | None = None) -> str:
     """``report.html``: self-contained except for the PNGs next to it. Every text node is escaped."""
     plots = plots or {}
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -373,7 +372,7 @@ def render_html(result: "EvaluationResult", plots: Mapping[str, Path | None] | N
     return "\n".join(parts) + "\n"
 
 
-def write_report(result: "EvaluationResult", directory: str | Path) -> dict[str, Path]:
+def write_report(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
     """Write every report file into ``directory`` (created if needed); returns ``{kind: path}``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

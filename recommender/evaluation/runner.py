@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class EvaluationResult:
 
 def curve_cutoffs(cutoffs: Iterable[int]) -> tuple[int, ...]:
     """The k values of metric@k curves: every k up to 20, then a log-ish ladder, always including ``cutoffs``."""
-    ks = sorted(set(int(k) for k in cutoffs))
+    ks = sorted({int(k) for k in cutoffs})
     top = ks[-1]
     if top <= 20:
         return tuple(range(1, top + 1))
@@ -156,7 +157,7 @@ def _vector_lookup(vectors: Any, articles: Sequence[Article] | None) -> Mapping[
 
 
 def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     interactive = enabled and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return tqdm(total=total, disable=not interactive, desc="evaluating", unit="query", leave=False)
@@ -315,7 +316,7 @@ def evaluate(
                                       metrics=[metric_key(n, c) for n in metrics for c in cutoffs],
                                       n_bootstrap=n_bootstrap, seed=seed)
     meta = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "baseline": systems[0].name,
         "systems": [s.name for s in systems],
         "cutoffs": list(cutoffs),

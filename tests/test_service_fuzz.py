@@ -1,0 +1,51 @@
+"""Property-based fuzzing from the app's own OpenAPI schema (schemathesis): never a 500, responses match the schema.
+
+Bounded (a fixed number of examples per operation, no shrinking deadline) so it stays well under a minute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (a dev dependency)")
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from service_fixtures import ADMIN_TOKEN, copy_index  # noqa: E402
+
+from recommender.serving import LiveIndex  # noqa: E402
+from recommender.settings import Settings  # noqa: E402
+from service import create_app  # noqa: E402
+
+MAX_EXAMPLES = 25
+
+
+# The schema does not depend on the index, so it is read at collection time from an app whose LiveIndex is
+# attached by the fixture below (schemathesis' lazy fixture loader does not work with this pytest).
+SETTINGS = Settings(index_dir=Path("/nonexistent-fuzz-index"), admin_token=ADMIN_TOKEN, poll_interval=0, max_body_bytes=64_000)
+APP = create_app(SETTINGS)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def attached_index(demo_index: Path, tmp_path_factory, embedder):
+    root = copy_index(demo_index, tmp_path_factory.mktemp("fuzz") / "index")
+    live = LiveIndex(SETTINGS.overridden(index_dir=root), embedder=embedder)
+    live.load()
+    assert live.ready
+    APP.state.live = live
+    APP.state.metrics.live = live
+    yield live
+    del APP.state.live
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,  # the same examples every run: no flaky CI
+)
+def test_api_conforms_to_its_schema(case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
