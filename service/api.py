@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from recommender.article import parse_article
 from recommender.errors import FieldError
@@ -28,6 +29,7 @@ from .schemas import (
     ArticleWritten,
     DraftRelatedRequest,
     Health,
+    IsoDatetime,
     IndexInfo,
     Readiness,
     RelatedResponse,
@@ -42,6 +44,16 @@ STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="RECOMMENDER_ADMIN_TOKEN")
 _DRAFT_ID = "__draft__"
+
+
+class _ArticleIdConvertor(PathConvertor):
+    """Like ``path`` (ids may contain slashes) but never ending in ``/related``: such paths belong to the
+    read-only related route alone, so PUT/DELETE there is a 405 rather than a write to an ambiguous id."""
+
+    regex = r"(?!.*/related$).*"
+
+
+register_url_convertor("article_id", _ArticleIdConvertor())
 
 
 # -- dependencies -------------------------------------------------------------------------------
@@ -73,8 +85,8 @@ def related_options(
     exclude_section: Annotated[str | None, Query(max_length=2000, description="Never these sections (comma-separated).")] = None,
     tag: Annotated[str | None, Query(max_length=2000, description="Only articles with one of these tags (comma-separated).")] = None,
     exclude: Annotated[str | None, Query(max_length=20_000, description="Article ids never to return (comma-separated).")] = None,
-    since: Annotated[datetime | None, Query(description="Only articles published at or after (ISO-8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Only articles published at or before (ISO-8601).")] = None,
+    since: Annotated[IsoDatetime | None, Query(description="Only articles published at or after (ISO-8601).")] = None,
+    until: Annotated[IsoDatetime | None, Query(description="Only articles published at or before (ISO-8601).")] = None,
     freshness: Annotated[float | None, Query(gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay.")] = None,
     diversity: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied.")] = None,
 ) -> RelatedQuery:
@@ -92,7 +104,10 @@ def _query(k: int, **options: Any) -> RelatedQuery:
 LiveDep = Annotated[LiveIndex, Depends(get_live)]
 QueryDep = Annotated[RelatedQuery, Depends(related_options)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ArticleId = Annotated[str, PathParam(description="Article id; may contain slashes (percent-encode '?', '#' and '%').")]
+ArticleId = Annotated[
+    str,
+    PathParam(description="Article id; may contain slashes (percent-encode '?', '#' and '%'); cannot end in '/related'."),
+]
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -204,7 +219,7 @@ async def list_articles(
 
 
 @router.get(
-    "/v1/articles/{article_id:path}",
+    "/v1/articles/{article_id:article_id}",
     response_model=ArticleDetail,
     tags=["articles"],
     summary="One article (for the demo page and checks)",
@@ -222,7 +237,7 @@ async def index_info(live: LiveDep) -> Response:
 
 # -- admin ----------------------------------------------------------------------------------------
 @router.put(
-    "/v1/articles/{article_id:path}",
+    "/v1/articles/{article_id:article_id}",
     response_model=ArticleWritten,
     status_code=200,
     tags=["admin"],
@@ -243,7 +258,7 @@ def put_article(article_id: ArticleId, body: ArticleIn, live: LiveDep) -> Respon
 
 
 @router.delete(
-    "/v1/articles/{article_id:path}",
+    "/v1/articles/{article_id:article_id}",
     status_code=204,
     tags=["admin"],
     summary="Delete one article; durable before the response",

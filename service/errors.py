@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index import StoreError
@@ -104,6 +105,16 @@ def _domain_error(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error; the request was logged")
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's methods)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         return _validation_error(exc)
@@ -114,7 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route for {request.method} {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(status, _CODES.get(status, f"http_{status}"), message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(status, _CODES.get(status, f"http_{status}"), message, headers=headers or None)
 
     async def on_domain(request: Request, exc: Exception) -> Response:
         return _domain_error(exc)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ErrorBody",
@@ -24,9 +26,23 @@ __all__ = [
     "ReloadResponse",
     "Health",
     "Readiness",
+    "IsoDatetime",
 ]
 
 _FINITE = {"allow_inf_nan": False}
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read a number as a Unix timestamp; the contract says ISO-8601, so a number is an error
+    # rather than a surprising date.
+    if isinstance(value, (int, float)) or (isinstance(value, (str, bytes)) and _NUMBER.fullmatch(value if isinstance(value, str) else value.decode("latin-1"))):
+        raise ValueError("expected an ISO-8601 date-time, e.g. 2026-08-01T12:00:00Z")
+    return value
+
+
+#: A date-time given as an ISO-8601 string (a naive one means UTC).
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class ErrorBody(BaseModel):
@@ -70,11 +86,11 @@ class _ArticleFields(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     title: str = Field(min_length=1, max_length=10_000)
-    body: str = Field("", max_length=2_000_000)
+    body: str = Field("", max_length=500_000)
     summary: str = Field("", max_length=100_000)
     url: str | None = Field(None, max_length=10_000)
-    published_at: datetime | None = None
-    updated_at: datetime | None = None
+    published_at: IsoDatetime | None = None
+    updated_at: IsoDatetime | None = None
     section: str | None = Field(None, max_length=1_000)
     tags: list[str] = Field(default_factory=list, max_length=1_000)
     authors: list[str] = Field(default_factory=list, max_length=1_000)
@@ -98,8 +114,8 @@ class DraftRelatedRequest(_ArticleFields):
     exclude_section: str | list[str] | None = None
     tag: str | list[str] | None = None
     exclude: str | list[str] | None = Field(None, description="Article ids never to return (comma-separated or a list).")
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoDatetime | None = None
+    until: IsoDatetime | None = None
     freshness: float | None = Field(None, gt=0, le=36_500, **_FINITE)
     diversity: float | None = Field(None, ge=0, le=1, **_FINITE)
 

@@ -65,15 +65,23 @@ def test_constant_shift_and_single_query():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"baseline_scores": {"q1": 1.0, "q2": 1.0}, "system_scores": {"q1": 1.0}},
-         "per-query scores cover different queries (1 only in 'baseline', 0 only in 'system')"),
+        (
+            {"baseline_scores": {"q1": 1.0, "q2": 1.0}, "system_scores": {"q1": 1.0}},
+            "per-query scores cover different queries (1 only in 'baseline', 0 only in 'system')",
+        ),
         ({"baseline_scores": {}, "system_scores": {}}, "no queries to compare"),
-        ({"baseline_scores": {"q": 1.0}, "system_scores": {"q": float("nan")}},
-         "per-query scores must be finite numbers"),
-        ({"baseline_scores": {"q": 1.0}, "system_scores": {"q": 1.0}, "confidence": 1.5},
-         "confidence must be between 0 and 1, got 1.5"),
-        ({"baseline_scores": {"q": 1.0}, "system_scores": {"q": 1.0}, "n_bootstrap": 0},
-         "n_bootstrap must be >= 1, got 0"),
+        (
+            {"baseline_scores": {"q": 1.0}, "system_scores": {"q": float("nan")}},
+            "per-query scores must be finite numbers",
+        ),
+        (
+            {"baseline_scores": {"q": 1.0}, "system_scores": {"q": 1.0}, "confidence": 1.5},
+            "confidence must be between 0 and 1, got 1.5",
+        ),
+        (
+            {"baseline_scores": {"q": 1.0}, "system_scores": {"q": 1.0}, "n_bootstrap": 0},
+            "n_bootstrap must be >= 1, got 0",
+        ),
     ],
 )
 def test_compare_scores_rejects_bad_input(kwargs, message):
@@ -88,8 +96,10 @@ def test_compare_to_baseline():
         "b": {q: {"ndcg@10": v, "precision@10": v} for q, v in BETTER.items()},
     }
     comparisons = compare_to_baseline(per_query, n_bootstrap=100)
-    assert [(c.baseline, c.system, c.metric) for c in comparisons] == [("a", "b", "ndcg@10"),
-                                                                        ("a", "b", "precision@10")]
+    assert [(c.baseline, c.system, c.metric) for c in comparisons] == [
+        ("a", "b", "ndcg@10"),
+        ("a", "b", "precision@10"),
+    ]
     with pytest.raises(ValueError) as info:
         compare_to_baseline(per_query, baseline="c")
     assert str(info.value) == "unknown baseline 'c'; allowed: a, b"
@@ -123,8 +133,19 @@ def test_write_report_files_and_contents(tmp_path):
     result = small_result()
     written = write_report(result, tmp_path / "out")
     out = tmp_path / "out"
-    expected = {"results.json", "comparisons.json", "meta.json", "per_query.csv", "per_query.json", "runs.json",
-                "curves.png", "differences.png", "distributions.png", "report.md", "report.html"}
+    expected = {
+        "results.json",
+        "comparisons.json",
+        "meta.json",
+        "per_query.csv",
+        "per_query.json",
+        "runs.json",
+        "curves.png",
+        "differences.png",
+        "distributions.png",
+        "report.md",
+        "report.html",
+    }
     assert {p.name for p in out.iterdir()} == expected
     assert {p.name for p in written.values()} == expected
     for name in ("curves.png", "differences.png", "distributions.png"):
@@ -166,8 +187,7 @@ def test_single_system_report_has_no_difference_plot(tmp_path):
 
 
 def test_format_table_is_aligned():
-    table = format_table({"default": {"ndcg@10": 0.97, "latency_p50_ms": 123.456},
-                          "tfidf": {"ndcg@10": 0.9}})
+    table = format_table({"default": {"ndcg@10": 0.97, "latency_p50_ms": 123.456}, "tfidf": {"ndcg@10": 0.9}})
     lines = table.splitlines()
     assert lines[0].split() == ["metric", "default", "tfidf"]
     assert lines[2].split() == ["ndcg@10", "0.9700", "0.9000"]

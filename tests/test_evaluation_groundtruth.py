@@ -57,8 +57,11 @@ def test_save_qrels_round_trip(tmp_path):
     [
         ("", 1, "empty file: expected header 'query_id<TAB>doc_id<TAB>grade'"),
         ("q,d,g\n", 1, "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'q,d,g'"),
-        ("query_id\tdoc_id\nq\td\n", 1,
-         "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'query_id\\tdoc_id'"),
+        (
+            "query_id\tdoc_id\nq\td\n",
+            1,
+            "bad header: expected 'query_id<TAB>doc_id<TAB>grade', got 'query_id\\tdoc_id'",
+        ),
         ("query_id\tdoc_id\tgrade\nq1\td1\t1\nq1\td2\n", 3, "expected 3 tab-separated columns, got 2"),
         ("query_id\tdoc_id\tgrade\nq1\td1\t1\textra\n", 2, "expected 3 tab-separated columns, got 4"),
         ("query_id\tdoc_id\tgrade\nq1\td1\thigh\n", 2, "grade is not a number: 'high'"),
@@ -96,8 +99,15 @@ def test_load_qrels_missing_file(tmp_path):
 
 
 def test_scalar_labels_group_by_value_and_never_include_self():
-    articles = [art("a", story_id="s1"), art("b", story_id="s1"), art("c", story_id="s1"),
-                art("d", story_id="s2"), art("e", story_id=""), art("f"), art("g", story_id="s3")]
+    articles = [
+        art("a", story_id="s1"),
+        art("b", story_id="s1"),
+        art("c", story_id="s1"),
+        art("d", story_id="s2"),
+        art("e", story_id=""),
+        art("f"),
+        art("g", story_id="s3"),
+    ]
     qrels = qrels_from_labels(articles, "story_id")
     # s2 and s3 have one member: no related article, so no query; e, f are unlabelled
     assert qrels == {"a": {"b": 1, "c": 1}, "b": {"a": 1, "c": 1}, "c": {"a": 1, "b": 1}}
@@ -106,8 +116,11 @@ def test_scalar_labels_group_by_value_and_never_include_self():
 
 
 def test_numeric_scalar_labels_and_article_attributes():
-    articles = [art("a", thread_id=7, section="sport"), art("b", thread_id=7, section="sport"),
-                art("c", thread_id=8, section="news")]
+    articles = [
+        art("a", thread_id=7, section="sport"),
+        art("b", thread_id=7, section="sport"),
+        art("c", thread_id=8, section="news"),
+    ]
     assert qrels_from_labels(articles, "thread_id") == {"a": {"b": 1}, "b": {"a": 1}}
     assert qrels_from_labels(articles, "section") == {"a": {"b": 1}, "b": {"a": 1}}
 
@@ -165,14 +178,34 @@ def test_jaccard_matches_brute_force_pairs():
     "articles, field, grading, error, message",
     [
         ([art("a")], "topics", "fuzzy", ValueError, "unknown grading 'fuzzy'; allowed: exact, any, jaccard"),
-        ([art("a")], "", "exact", ValueError,
-         "field must be a non-empty string naming an article attribute or extra key"),
-        ([art("a", topics={"x": 1})], "topics", "exact", GroundTruthError,
-         "article 'a': field 'topics' holds an unsupported dict"),
-        ([art("a", topics=[["x"]])], "topics", "any", GroundTruthError,
-         "article 'a': field 'topics' holds an unsupported list"),
-        ([art("a", story_id="s"), art("a", story_id="s")], "story_id", "exact", GroundTruthError,
-         "duplicate article id 'a'"),
+        (
+            [art("a")],
+            "",
+            "exact",
+            ValueError,
+            "field must be a non-empty string naming an article attribute or extra key",
+        ),
+        (
+            [art("a", topics={"x": 1})],
+            "topics",
+            "exact",
+            GroundTruthError,
+            "article 'a': field 'topics' holds an unsupported dict",
+        ),
+        (
+            [art("a", topics=[["x"]])],
+            "topics",
+            "any",
+            GroundTruthError,
+            "article 'a': field 'topics' holds an unsupported list",
+        ),
+        (
+            [art("a", story_id="s"), art("a", story_id="s")],
+            "story_id",
+            "exact",
+            GroundTruthError,
+            "duplicate article id 'a'",
+        ),
     ],
 )
 def test_label_errors(articles, field, grading, error, message):
@@ -192,33 +225,46 @@ def test_no_labels_gives_empty_qrels_with_warning(caplog):
 
 def sessions_file(tmp_path, lines: list) -> object:
     path = tmp_path / "sessions.jsonl"
-    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n", encoding="utf-8"
+    )
     return path
 
 
 def test_sessions_count_grading_popularity_and_stats(tmp_path, caplog):
-    path = sessions_file(tmp_path, [
-        {"session_id": "s1", "article_ids": ["a", "b", "c"]},
-        {"session_id": "s2", "article_ids": ["a", "b", "a", "ghost"]},  # re-read of a, unknown ghost
-        "",
-        {"session_id": 3, "article_ids": ["b", "a"]},
-        {"session_id": "s4", "article_ids": []},
-    ])
+    path = sessions_file(
+        tmp_path,
+        [
+            {"session_id": "s1", "article_ids": ["a", "b", "c"]},
+            {"session_id": "s2", "article_ids": ["a", "b", "a", "ghost"]},  # re-read of a, unknown ghost
+            "",
+            {"session_id": 3, "article_ids": ["b", "a"]},
+            {"session_id": "s4", "article_ids": []},
+        ],
+    )
     with caplog.at_level(logging.WARNING):
         qrels, popularity, stats = qrels_from_sessions(path, ["a", "b", "c", "d"])
     # a -> b co-read in s1 and s2 (count 2); b -> a only in session 3; later-read only, never backwards
     assert qrels == {"a": {"b": 2, "c": 1}, "b": {"c": 1, "a": 1}}
     assert popularity == {"a": 3, "b": 3, "c": 1}  # sessions that read each article
-    assert stats.to_dict() == {"lines": 5, "sessions": 4, "reads": 9, "repeated_reads": 1, "unknown_reads": 1,
-                               "unknown_ids": 1, "queries": 2, "pairs": 4}
+    assert stats.to_dict() == {
+        "lines": 5,
+        "sessions": 4,
+        "reads": 9,
+        "repeated_reads": 1,
+        "unknown_reads": 1,
+        "unknown_ids": 1,
+        "queries": 2,
+        "pairs": 4,
+    }
     assert stats.unknown_ids == ("ghost",)
     assert "1 reads of 1 ids not in the corpus were left out" in caplog.text
 
 
 def test_sessions_binary_grading(tmp_path):
-    path = sessions_file(tmp_path, [{"session_id": "s1", "article_ids": ["a", "b"]},
-                                    {"session_id": "s2", "article_ids": ["a", "b"]}])
+    path = sessions_file(
+        tmp_path, [{"session_id": "s1", "article_ids": ["a", "b"]}, {"session_id": "s2", "article_ids": ["a", "b"]}]
+    )
     qrels, _, _ = qrels_from_sessions(path, {"a", "b"}, grading="binary")
     assert qrels == {"a": {"b": 1}}
 
@@ -234,8 +280,11 @@ def test_sessions_binary_grading(tmp_path):
         ([{"session_id": "s1"}], 1, "article_ids must be a list, got null"),
         ([{"session_id": "s1", "article_ids": ["a", 5]}], 1, "article_ids[1] must be a non-empty string, got 5"),
         ([{"session_id": "s1", "article_ids": [""]}], 1, "article_ids[0] must be a non-empty string, got ''"),
-        ([{"session_id": "s1", "article_ids": ["a"]}, {"session_id": "s1", "article_ids": ["b"]}], 2,
-         "duplicate session_id 's1', first on line 1"),
+        (
+            [{"session_id": "s1", "article_ids": ["a"]}, {"session_id": "s1", "article_ids": ["b"]}],
+            2,
+            "duplicate session_id 's1', first on line 1",
+        ),
     ],
 )
 def test_sessions_malformed_lines(tmp_path, lines, line, reason):
@@ -262,13 +311,21 @@ def test_unknown_ids_reports_queries_and_docs(caplog):
     assert report.docs == ("gone", "lost")
     assert report.pairs == 3
     assert report.count == 3
-    assert report.to_dict() == {"unknown_query_ids": 1, "unknown_doc_ids": 2, "pairs_with_unknown_doc": 3,
-                                "examples": ["gone", "lost", "old"]}
+    assert report.to_dict() == {
+        "unknown_query_ids": 1,
+        "unknown_doc_ids": 2,
+        "pairs_with_unknown_doc": 3,
+        "examples": ["gone", "lost", "old"],
+    }
     assert "qrels hold 1 query ids and 2 doc ids not in the corpus" in caplog.text
     assert unknown_ids(qrels, ["q1", "a", "old", "gone", "lost"]).count == 0
 
 
 def test_qrels_summary():
     assert qrels_summary({"q": {"a": 1, "b": 2}, "r": {"a": 1}}) == {
-        "queries": 2, "pairs": 3, "relevant_per_query_mean": 1.5, "relevant_per_query_median": 1.5,
-        "distinct_grades": 2}
+        "queries": 2,
+        "pairs": 3,
+        "relevant_per_query_mean": 1.5,
+        "relevant_per_query_median": 1.5,
+        "distinct_grades": 2,
+    }

@@ -172,8 +172,10 @@ def test_grade_too_large_for_trec_eval():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 3), min_size=1, max_size=6),
-       st.lists(st.sampled_from("abcdefghij"), max_size=8))
+@given(
+    st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 3), min_size=1, max_size=6),
+    st.lists(st.sampled_from("abcdefghij"), max_size=8),
+)
 def test_metrics_bounded_and_ideal_run_is_perfect(grades, ranked):
     qrels = {"q": grades}
     for value in per_query_ranking_metrics({"q": ranked}, qrels, (1, 5))["q"].values():
@@ -196,8 +198,12 @@ def test_catalog_coverage():
 
 
 def test_intra_list_diversity():
-    vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0]), "c": np.array([1.0, 1.0]),
-               "a2": np.array([2.0, 0.0])}
+    vectors = {
+        "a": np.array([1.0, 0.0]),
+        "b": np.array([0.0, 1.0]),
+        "c": np.array([1.0, 1.0]),
+        "a2": np.array([2.0, 0.0]),
+    }
     run = {"q1": ["a", "b", "c"], "q2": ["a", "a2"], "q3": ["a", "nov"]}
     # q1 pairs: (a,b) 1 - 0 = 1 ; (a,c) and (b,c) 1 - 1/sqrt2 = 0.2928932 ; mean = 0.5285955
     # q2: a and a2 point the same way -> 0 ; q3: only one item with a vector -> no pairs, left out
@@ -236,6 +242,10 @@ def test_near_duplicate_and_self_recommendation():
 def test_latency_percentiles():
     got = latency_percentiles([1, 2, 3, 4, 5])
     # numpy linear interpolation: p95 at position 0.95 * 4 = 3.8 -> 4 + 0.8 = 4.8 ; p99 -> 4.96
-    assert got == {"latency_p50_ms": 3.0, "latency_p95_ms": pytest.approx(4.8),
-                   "latency_p99_ms": pytest.approx(4.96), "latency_mean_ms": 3.0}
+    assert got == {
+        "latency_p50_ms": 3.0,
+        "latency_p95_ms": pytest.approx(4.8),
+        "latency_p99_ms": pytest.approx(4.96),
+        "latency_mean_ms": 3.0,
+    }
     assert latency_percentiles([]) == {}

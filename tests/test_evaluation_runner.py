@@ -46,8 +46,16 @@ def corpus() -> list[Article]:
     articles = []
     for i, (article_id, (title, body)) in enumerate(TEXTS.items()):
         story = article_id.rstrip("0123456789")
-        articles.append(Article(id=article_id, title=title, body=body, section=SECTIONS[story],
-                                published_at=T0 + timedelta(days=i), extra={"story": story}))
+        articles.append(
+            Article(
+                id=article_id,
+                title=title,
+                body=body,
+                section=SECTIONS[story],
+                published_at=T0 + timedelta(days=i),
+                extra={"story": story},
+            )
+        )
     return articles
 
 
@@ -57,8 +65,13 @@ def corpus() -> list[Article]:
 def test_builtin_systems_satisfy_protocol_and_never_return_the_query():
     articles = corpus()
     vectors = np.eye(len(articles))
-    systems = [RandomSystem(articles, seed=1), MostRecentSystem(articles), RecentSameSectionSystem(articles),
-               TfidfSystem(articles, vectorizer_params={"max_df": 0.9}), EmbeddingSystem(articles, vectors)]
+    systems = [
+        RandomSystem(articles, seed=1),
+        MostRecentSystem(articles),
+        RecentSameSectionSystem(articles),
+        TfidfSystem(articles, vectorizer_params={"max_df": 0.9}),
+        EmbeddingSystem(articles, vectors),
+    ]
     for system in systems:
         assert isinstance(system, System)
         for article in articles:
@@ -151,15 +164,32 @@ def test_evaluate_end_to_end_with_beyond_accuracy():
     vectors = np.random.default_rng(0).normal(size=(len(articles), 4))
     popularity = {a.id: i + 1 for i, a in enumerate(articles)}
     systems = [oracle(qrels), MostRecentSystem(articles), TfidfSystem(articles)]
-    result = evaluate(systems, qrels, cutoffs=(2, 3), articles=articles, vectors=vectors, popularity=popularity,
-                      near_duplicate=lambda s, i: False, progress=False, n_bootstrap=200)
+    result = evaluate(
+        systems,
+        qrels,
+        cutoffs=(2, 3),
+        articles=articles,
+        vectors=vectors,
+        popularity=popularity,
+        near_duplicate=lambda s, i: False,
+        progress=False,
+        n_bootstrap=200,
+    )
     assert result.systems == ["oracle", "most_recent", "tfidf"]
     assert result.baseline == "oracle"
     assert result.queries == sorted(a.id for a in articles)
     assert result.means["oracle"]["ndcg@3"] == pytest.approx(1.0)
     assert result.means["oracle"]["recall@3"] == pytest.approx(1.0)
-    for key in ("catalog_coverage@3", "intra_list_diversity@3", "novelty@3", "freshness_median_days@3",
-                "near_duplicate_rate@3", "self_recommendation_rate@3", "latency_p50_ms", "latency_p99_ms"):
+    for key in (
+        "catalog_coverage@3",
+        "intra_list_diversity@3",
+        "novelty@3",
+        "freshness_median_days@3",
+        "near_duplicate_rate@3",
+        "self_recommendation_rate@3",
+        "latency_p50_ms",
+        "latency_p99_ms",
+    ):
         assert key in result.means["tfidf"], key
     assert result.curve_ks == (1, 2, 3)
     assert set(result.curves["tfidf"]["ndcg"]) == {1, 2, 3}
@@ -167,7 +197,8 @@ def test_evaluate_end_to_end_with_beyond_accuracy():
     assert set(result.per_query["tfidf"]["rates1"]) == set(result.ranking_keys)
     assert len(result.latencies_ms["tfidf"]) == len(result.queries)
     assert {(c.system, c.metric) for c in result.comparisons} == {
-        (s, key) for s in ("most_recent", "tfidf") for key in result.ranking_keys}
+        (s, key) for s in ("most_recent", "tfidf") for key in result.ranking_keys
+    }
     assert result.unknown is not None and result.unknown.count == 0
     assert result.health["tfidf"]["failed_queries"] == 0
     assert result.meta["queries"] == len(articles)
@@ -176,8 +207,12 @@ def test_evaluate_end_to_end_with_beyond_accuracy():
 
 def test_evaluate_counts_faults_instead_of_hiding_them(caplog):
     articles = corpus()
-    qrels = {"rates1": {"rates2": 1}, "match1": {"match2": 1}, "storm1": {"storm2": 1},
-             "ghost": {"rates1": 1, "nowhere": 1}}
+    qrels = {
+        "rates1": {"rates2": 1},
+        "match1": {"match2": 1},
+        "storm1": {"storm2": 1},
+        "ghost": {"rates1": 1, "nowhere": 1},
+    }
 
     def sloppy(query_id, k):
         if query_id == "match1":
@@ -187,8 +222,7 @@ def test_evaluate_counts_faults_instead_of_hiding_them(caplog):
         return [query_id, "match2", "match2", "unknown-id"] + ["storm2"] * 20
 
     with caplog.at_level(logging.WARNING):
-        result = evaluate([FunctionSystem("sloppy", sloppy)], qrels, cutoffs=(5,), articles=articles,
-                          progress=False)
+        result = evaluate([FunctionSystem("sloppy", sloppy)], qrels, cutoffs=(5,), articles=articles, progress=False)
     # rates1 and ghost get [self, match2, match2, unknown-id, storm2] after truncation to k = 5
     assert result.health["sloppy"] == {
         "failed_queries": 1,  # match1
@@ -213,12 +247,21 @@ def test_evaluate_counts_faults_instead_of_hiding_them(caplog):
         ([], {}, EvaluationError, "no systems to evaluate"),
         (["dup", "dup"], {}, EvaluationError, "duplicate system name 'dup': names key every result"),
         (["a"], {"cutoffs": (0,)}, ValueError, "cutoffs must be positive integers, got 0"),
-        (["a"], {"metrics": ["auc"]}, ValueError,
-         "unknown metric 'auc'; allowed: ndcg, precision, recall, mrr, map, hit_rate"),
+        (
+            ["a"],
+            {"metrics": ["auc"]},
+            ValueError,
+            "unknown metric 'auc'; allowed: ndcg, precision, recall, mrr, map, hit_rate",
+        ),
+        (["a"], {"metrics": []}, ValueError, "no metric chosen; allowed: ndcg, precision, recall, mrr, map, hit_rate"),
         (["a"], {"gains": "cubic"}, ValueError, "unknown gains 'cubic'; allowed: linear, exponential"),
         (["a"], {"queries": ["q", "nope"]}, EvaluationError, "1 requested queries have no qrels, e.g. ['nope']"),
-        (["a"], {"vectors": np.zeros((2, 2))}, ValueError,
-         "vectors given as an array need articles (row i is articles[i])"),
+        (
+            ["a"],
+            {"vectors": np.zeros((2, 2))},
+            ValueError,
+            "vectors given as an array need articles (row i is articles[i])",
+        ),
     ],
 )
 def test_evaluate_rejects_bad_arguments(systems, kwargs, error, message):
@@ -267,8 +310,15 @@ def test_tfidf_on_ecbplus_dev():
     with (base / "articles.jsonl").open(encoding="utf-8") as handle:
         articles = [parse_article(json.loads(line), clean_html=False) for line in handle]
     qrels = load_qrels(base / "qrels.tsv")
-    result = evaluate([TfidfSystem(articles), RandomSystem(articles, seed=0)], qrels, cutoffs=(10,),
-                      metrics=["ndcg", "precision"], articles=articles, progress=False, n_bootstrap=200)
+    result = evaluate(
+        [TfidfSystem(articles), RandomSystem(articles, seed=0)],
+        qrels,
+        cutoffs=(10,),
+        metrics=["ndcg", "precision"],
+        articles=articles,
+        progress=False,
+        n_bootstrap=200,
+    )
     assert len(result.queries) == 496
     # linear gains (trec_eval); the exponential-gain value is ~0.954
     assert result.means["tfidf"]["ndcg@10"] == pytest.approx(0.964, abs=0.005)

@@ -103,7 +103,7 @@ def test_unknown_article_is_404(client: TestClient) -> None:
     _error(client.post("/healthz"), 405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("article_id", ["news/2026/08/story.html", "with space", "50% off", "dots.and-dashes_", "ünïcödé/ид", "ends/related"])
+@pytest.mark.parametrize("article_id", ["news/2026/08/story.html", "with space", "50% off", "dots.and-dashes_", "ünïcödé/ид", "related/at-the-start"])
 def test_ids_with_slashes_dots_spaces_and_percent(client: TestClient, article_id: str) -> None:
     path = "/v1/articles/" + quote(article_id, safe="/")
     r = client.put(path, json=_draft(), headers=admin_headers())
@@ -113,9 +113,17 @@ def test_ids_with_slashes_dots_spaces_and_percent(client: TestClient, article_id
     assert related.status_code == 200 and related.json()["article_id"] == article_id
     encoded = "/v1/articles/" + quote(article_id, safe="")  # %2F for the slashes works too
     assert client.get(encoded + "/related").json()["article_id"] == article_id
-    if not article_id.endswith("/related"):  # GET of the article itself would be read as its related list
-        assert client.get(path).json()["id"] == article_id
+    assert client.get(path).json()["id"] == article_id
     assert client.delete(path, headers=admin_headers()).status_code == 204
+
+
+def test_related_paths_are_read_only(client: TestClient) -> None:
+    # ".../related" always means the related list, so an id cannot end with it: writes there are 405.
+    r = client.put("/v1/articles/ends/related", json=_draft(), headers=admin_headers())
+    assert _error(r, 405, "method_not_allowed") and r.headers["allow"] == "GET"
+    r = client.post("/v1/articles/demo-001")
+    _error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "DELETE, GET, PUT"
 
 
 # -- drafts ----------------------------------------------------------------------------------------

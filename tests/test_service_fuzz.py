@@ -22,7 +22,7 @@ MAX_EXAMPLES = 25
 
 # The schema does not depend on the index, so it is read at collection time from an app whose LiveIndex is
 # attached by the fixture below (schemathesis' lazy fixture loader does not work with this pytest).
-SETTINGS = Settings(index_dir=Path("/nonexistent-fuzz-index"), admin_token=ADMIN_TOKEN, poll_interval=0, max_body_bytes=64_000)
+SETTINGS = Settings(index_dir=Path("/nonexistent-fuzz-index"), admin_token=ADMIN_TOKEN, poll_interval=0)
 APP = create_app(SETTINGS)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -67,8 +67,10 @@ class FunctionSystem:
     def recommend(self, query_id: str, k: int) -> list[str]:
         result = self._fn(query_id, _check_k(k))
         if result is None or isinstance(result, (str, bytes)):  # list("abc") would silently become 3 ids
-            raise TypeError(f"system {self.name!r} returned {type(result).__name__} for query {query_id!r}, "
-                            "expected an iterable of ids")
+            raise TypeError(
+                f"system {self.name!r} returned {type(result).__name__} for query {query_id!r}, "
+                "expected an iterable of ids"
+            )
         return list(result)
 
     def __repr__(self) -> str:
@@ -135,8 +137,9 @@ class RandomSystem(_CorpusSystem):
         size = min(k + 1, n)
         if size == 0:
             return []
-        digest = int.from_bytes(hashlib.blake2b(query_id.encode("utf-8", "surrogatepass"),
-                                                digest_size=8).digest(), "big")
+        digest = int.from_bytes(
+            hashlib.blake2b(query_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+        )
         rng = np.random.default_rng([self.seed, digest])
         picks = rng.choice(n, size=size, replace=False)
         return _take(picks, self._ids, row, k)
@@ -203,10 +206,16 @@ class TfidfSystem(_CorpusSystem):
     shorter than ``k`` rather than padded with arbitrary articles.
     """
 
-    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {"sublinear_tf": True, "stop_words": "english", "min_df": 2, "max_df": 0.5}
+    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {
+        "sublinear_tf": True,
+        "stop_words": "english",
+        "min_df": 2,
+        "max_df": 0.5,
+    }
 
-    def __init__(self, articles: Sequence[Article], *, name: str = "tfidf",
-                 vectorizer_params: dict | None = None) -> None:
+    def __init__(
+        self, articles: Sequence[Article], *, name: str = "tfidf", vectorizer_params: dict | None = None
+    ) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         super().__init__(articles, name)
@@ -215,8 +224,9 @@ class TfidfSystem(_CorpusSystem):
         try:
             self._matrix = self.vectorizer.fit_transform([article_text(a) for a in articles]).tocsr()
         except ValueError as exc:  # empty vocabulary, or min_df/max_df contradict on a tiny corpus
-            raise ConfigurationError(f"TF-IDF cannot be fitted on this corpus ({len(articles)} articles): {exc}") \
-                from None
+            raise ConfigurationError(
+                f"TF-IDF cannot be fitted on this corpus ({len(articles)} articles): {exc}"
+            ) from None
         self._transposed = self._matrix.T.tocsr()
 
     def scores(self, query_id: str) -> np.ndarray:

@@ -54,8 +54,12 @@ class Comparison:
 
     def significant(self, alpha: float = 0.05) -> bool:
         """Both tests below ``alpha``: the conservative reading for a go/no-go decision."""
-        return (math.isfinite(self.t_pvalue) and math.isfinite(self.wilcoxon_pvalue)
-                and self.t_pvalue < alpha and self.wilcoxon_pvalue < alpha)
+        return (
+            math.isfinite(self.t_pvalue)
+            and math.isfinite(self.wilcoxon_pvalue)
+            and self.t_pvalue < alpha
+            and self.wilcoxon_pvalue < alpha
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: non-finite floats become ``None`` (JSON has no NaN/Infinity)."""
@@ -208,10 +212,16 @@ def compare_to_baseline(
         if name == baseline:
             continue
         for metric in metrics:
-            out.append(compare_scores(
-                {q: s[metric] for q, s in base.items()},
-                {q: s[metric] for q, s in per_query[name].items()},
-                metric=metric, baseline=baseline, system=name,
-                n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,
-            ))
+            out.append(
+                compare_scores(
+                    {q: s[metric] for q, s in base.items()},
+                    {q: s[metric] for q, s in per_query[name].items()},
+                    metric=metric,
+                    baseline=baseline,
+                    system=name,
+                    n_bootstrap=n_bootstrap,
+                    confidence=confidence,
+                    seed=seed,
+                )
+            )
     return out

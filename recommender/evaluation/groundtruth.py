@@ -58,8 +58,9 @@ class GroundTruthError(RecommenderError, ValueError):
     code = "invalid_ground_truth"
     exit_code = 2
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.line = line
@@ -173,8 +174,11 @@ def save_qrels(qrels: Mapping[str, Mapping[str, int | float]], path: str | Path)
         for query_id in sorted(qrels):
             for doc_id in sorted(qrels[query_id]):
                 grade = qrels[query_id][doc_id]
-                out.write(f"{query_id}\t{doc_id}\t{grade!r}\n" if isinstance(grade, float)
-                          else f"{query_id}\t{doc_id}\t{grade}\n")
+                out.write(
+                    f"{query_id}\t{doc_id}\t{grade!r}\n"
+                    if isinstance(grade, float)
+                    else f"{query_id}\t{doc_id}\t{grade}\n"
+                )
     return path
 
 
@@ -217,9 +221,7 @@ def _normalise_label(article_id: str, field_name: str, value: Any) -> tuple[froz
         return (frozenset([value]) if value else None), False
     if isinstance(value, (int, float, bool)):
         return frozenset([value]), False
-    raise GroundTruthError(
-        f"article {article_id!r}: field {field_name!r} holds an unsupported {type(value).__name__}"
-    )
+    raise GroundTruthError(f"article {article_id!r}: field {field_name!r} holds an unsupported {type(value).__name__}")
 
 
 def qrels_from_labels(
@@ -268,8 +270,7 @@ def qrels_from_labels(
     if wanted is not None:
         missing = wanted - seen
         if missing:
-            logger.warning("%d requested query ids are not in the articles, e.g. %r", len(missing),
-                           sorted(missing)[:3])
+            logger.warning("%d requested query ids are not in the articles, e.g. %r", len(missing), sorted(missing)[:3])
 
     qrels: Qrels = {}
     if grading == "exact" or not any_list:
@@ -285,13 +286,13 @@ def qrels_from_labels(
                 qrels[query_id] = {doc_id: 1 for doc_id in members if doc_id != query_id}
     else:
         qrels = _overlap_qrels(ids, labels, grading, wanted)
-    logger.info("qrels from %r (%s): %d queries, %d relevant pairs", field, grading, len(qrels),
-                sum(map(len, qrels.values())))
+    logger.info(
+        "qrels from %r (%s): %d queries, %d relevant pairs", field, grading, len(qrels), sum(map(len, qrels.values()))
+    )
     return qrels
 
 
-def _overlap_qrels(ids: list[str], labels: list[frozenset[Any]], grading: str,
-                   wanted: set[str] | None) -> Qrels:
+def _overlap_qrels(ids: list[str], labels: list[frozenset[Any]], grading: str, wanted: set[str] | None) -> Qrels:
     vocabulary: dict[Any, int] = {}
     rows: list[int] = []
     cols: list[int] = []
@@ -299,17 +300,19 @@ def _overlap_qrels(ids: list[str], labels: list[frozenset[Any]], grading: str,
         for value in label:
             rows.append(row)
             cols.append(vocabulary.setdefault(value, len(vocabulary)))
-    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)),
-                           shape=(len(ids), len(vocabulary)))
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(ids), len(vocabulary)))
     sizes = np.asarray(matrix.sum(axis=1)).ravel()
-    query_rows = np.arange(len(ids)) if wanted is None else np.array(
-        [row for row, article_id in enumerate(ids) if article_id in wanted], dtype=np.int64)
+    query_rows = (
+        np.arange(len(ids))
+        if wanted is None
+        else np.array([row for row, article_id in enumerate(ids) if article_id in wanted], dtype=np.int64)
+    )
     qrels: Qrels = {}
     transposed = matrix.T.tocsr()
     chunk = 512  # bounds the intermediate product for labels shared by thousands of articles
     jaccard_cache: dict[tuple[int, int], float] = {}  # share float objects: millions of pairs, few values
     for start in range(0, len(query_rows), chunk):
-        block_rows = query_rows[start:start + chunk]
+        block_rows = query_rows[start : start + chunk]
         overlap = (matrix[block_rows] @ transposed).tocsr()
         overlap.sort_indices()
         for offset, row in enumerate(block_rows):
@@ -453,8 +456,13 @@ def qrels_from_sessions(
         pairs=sum(map(len, qrels.values())),
     )
     if unknown_reads:
-        logger.warning("%s: %d reads of %d ids not in the corpus were left out, e.g. %r", path, unknown_reads,
-                       len(unknown), stats.unknown_ids[:3])
+        logger.warning(
+            "%s: %d reads of %d ids not in the corpus were left out, e.g. %r",
+            path,
+            unknown_reads,
+            len(unknown),
+            stats.unknown_ids[:3],
+        )
     logger.info("%s: %d sessions, %d queries, %d co-read pairs", path, sessions, stats.queries, stats.pairs)
     return qrels, popularity, stats
 
@@ -513,8 +521,12 @@ def unknown_ids(qrels: Mapping[str, Mapping[str, Any]], corpus_ids: Iterable[str
                 pairs += 1
     result = UnknownIds(queries=tuple(queries), docs=tuple(sorted(docs)), pairs=pairs)
     if result.count:
-        logger.warning("qrels hold %d query ids and %d doc ids not in the corpus, e.g. %r", len(queries),
-                       len(docs), sorted(set(queries) | docs)[:3])
+        logger.warning(
+            "qrels hold %d query ids and %d doc ids not in the corpus, e.g. %r",
+            len(queries),
+            len(docs),
+            sorted(set(queries) | docs)[:3],
+        )
     return result
 
 

@@ -122,8 +122,7 @@ def _check_gains(gains: str) -> str:
 
 def _graded_int_qrels(qrels: Mapping[str, Mapping[str, float]], gains: str = "linear") -> dict[str, dict[str, int]]:
     if gains == "exponential":
-        qrels = {q: {d: 2.0 ** float(g) - 1.0 for d, g in per_query.items() if g > 0}
-                 for q, per_query in qrels.items()}
+        qrels = {q: {d: 2.0 ** float(g) - 1.0 for d, g in per_query.items() if g > 0} for q, per_query in qrels.items()}
     grades = [g for per_query in qrels.values() for g in per_query.values()]
     if all(float(g).is_integer() for g in grades):
         scale = 1
@@ -177,8 +176,9 @@ def per_query_ranking_metrics(
     Duplicate ids in a list count once (first position). Queries in ``run`` but not in ``qrels`` are ignored: with
     no judgement there is nothing to score.
     """
-    return per_query_ranking_metrics_many({"": run}, qrels, cutoffs, metrics, relevant_grade=relevant_grade,
-                                          gains=gains)[""]
+    return per_query_ranking_metrics_many(
+        {"": run}, qrels, cutoffs, metrics, relevant_grade=relevant_grade, gains=gains
+    )[""]
 
 
 def per_query_ranking_metrics_many(
@@ -220,7 +220,7 @@ def per_query_ranking_metrics_many(
     # Query chunks bound memory: label qrels of a 20k corpus hold tens of millions of pairs, and the int copies
     # plus pytrec_eval's own copy would triple that. Metrics are per query, so chunking changes no value.
     for start in range(0, len(queries), _QUERY_CHUNK):
-        chunk = queries[start:start + _QUERY_CHUNK]
+        chunk = queries[start : start + _QUERY_CHUNK]
         chunk_runs = {system: {q: scores[q] for q in chunk if q in scores} for system, scores in run_scores.items()}
         if not any(chunk_runs.values()):
             continue
@@ -251,8 +251,7 @@ def per_query_ranking_metrics_many(
                     if row.query_id in per_query:
                         per_query[row.query_id][names[str(row.measure)]] = float(row.value)
     if relevant_grade is not None and no_relevant:
-        logger.info("%d queries have no item with grade >= %s: their binary metrics are 0", no_relevant,
-                    relevant_grade)
+        logger.info("%d queries have no item with grade >= %s: their binary metrics are 0", no_relevant, relevant_grade)
     return results
 
 
@@ -278,8 +277,9 @@ def ranking_metrics(
     gains: str = "linear",
 ) -> dict[str, float]:
     """Means over the qrels queries, flat: ``{"ndcg@10": 0.95, "precision@5": 0.8, ...}``."""
-    return mean_metrics(per_query_ranking_metrics(run, qrels, cutoffs, metrics, relevant_grade=relevant_grade,
-                                                  gains=gains))
+    return mean_metrics(
+        per_query_ranking_metrics(run, qrels, cutoffs, metrics, relevant_grade=relevant_grade, gains=gains)
+    )
 
 
 def metric_curves(
@@ -392,8 +392,9 @@ def freshness(run: Run, published: Mapping[str, Any], *, k: int | None = None) -
     }
 
 
-def near_duplicate_rate(run: Run, is_near_duplicate: Callable[[str, str], bool], *,
-                        k: int | None = None) -> dict[str, float]:
+def near_duplicate_rate(
+    run: Run, is_near_duplicate: Callable[[str, str], bool], *, k: int | None = None
+) -> dict[str, float]:
     """Share of recommended items (pooled) for which ``is_near_duplicate(source_id, item_id)`` holds.
 
     Near-duplicates (re-filed wire copies, corrections) look maximally "related" but give the reader nothing new.

@@ -73,8 +73,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _dump(data: Any, path: Path) -> Path:
-    path.write_text(json.dumps(_json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(_json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -123,8 +124,9 @@ def _means_of(source: Any) -> tuple[list[str], Mapping[str, Mapping[str, Any]], 
     return systems, source, keys
 
 
-def format_table(source: EvaluationResult | Mapping[str, Mapping[str, float]],
-                 metrics: Sequence[str] | None = None) -> str:
+def format_table(
+    source: EvaluationResult | Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None
+) -> str:
     """Aligned plain-text table: one row per metric, one column per system (metrics outnumber systems)."""
     systems, means, keys = _means_of(source)
     if metrics is not None:
@@ -166,8 +168,14 @@ def write_per_query(result: EvaluationResult, directory: str | Path) -> dict[str
             latency = result.latencies_ms.get(system, {})
             for query_id in result.queries:
                 scores = result.per_query[system][query_id]
-                writer.writerow([system, query_id, *(repr(float(scores[k])) for k in keys),
-                                 f"{latency[query_id]:.3f}" if query_id in latency else ""])
+                writer.writerow(
+                    [
+                        system,
+                        query_id,
+                        *(repr(float(scores[k])) for k in keys),
+                        f"{latency[query_id]:.3f}" if query_id in latency else "",
+                    ]
+                )
     return {
         "per_query_csv": csv_path,
         "per_query_json": _dump(result.per_query, directory / "per_query.json"),
@@ -200,8 +208,9 @@ def plot_curves(result: EvaluationResult, path: str | Path) -> Path:
         for number, system in enumerate(result.systems):
             points = sorted(result.curves[system][name].items())
             style = ("-", "--", ":", "-.")[number % 4]  # systems with equal curves stay visible
-            axis.plot([k for k, _ in points], [v for _, v in points], linestyle=style, marker="o", markersize=3,
-                      label=system)
+            axis.plot(
+                [k for k, _ in points], [v for _, v in points], linestyle=style, marker="o", markersize=3, label=system
+            )
         axis.set_title(f"{_LABELS.get(name, name)}@k")
         axis.set_xlabel("k")
         axis.set_ylim(0, 1.02)
@@ -236,8 +245,11 @@ def plot_differences(result: EvaluationResult, path: str | Path, metric: str | N
         axis.axhline(0, color="black", linewidth=0.6)
         wins = sum(d > 0 for d in diffs)
         losses = sum(d < 0 for d in diffs)
-        axis.set_title(f"{system} - {result.baseline}: {metric} per query "
-                       f"({wins} better, {losses} worse, {len(diffs) - wins - losses} tied)", fontsize="medium")
+        axis.set_title(
+            f"{system} - {result.baseline}: {metric} per query "
+            f"({wins} better, {losses} worse, {len(diffs) - wins - losses} tied)",
+            fontsize="medium",
+        )
         axis.set_ylabel("difference")
         axis.set_xlim(-0.5, max(len(diffs) - 0.5, 0.5))
     axis.set_xlabel("queries, sorted by difference")
@@ -274,16 +286,35 @@ def _e(value: Any) -> str:
 def _comparison_rows(result: EvaluationResult) -> list[list[str]]:
     rows = []
     for c in result.comparisons:
-        rows.append([
-            c.system, c.metric, _fmt(c.baseline_mean), _fmt(c.system_mean), f"{c.mean_difference:+.4f}",
-            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]", _fmt_p(c.t_pvalue), _fmt_p(c.wilcoxon_pvalue), _fmt(c.cohens_d),
-            f"{c.wins}/{c.ties}/{c.losses}",
-        ])
+        rows.append(
+            [
+                c.system,
+                c.metric,
+                _fmt(c.baseline_mean),
+                _fmt(c.system_mean),
+                f"{c.mean_difference:+.4f}",
+                f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+                _fmt_p(c.t_pvalue),
+                _fmt_p(c.wilcoxon_pvalue),
+                _fmt(c.cohens_d),
+                f"{c.wins}/{c.ties}/{c.losses}",
+            ]
+        )
     return rows
 
 
-_COMPARISON_HEADER = ["system", "metric", "baseline", "system mean", "difference", "95% CI", "t-test p",
-                      "Wilcoxon p", "Cohen's d", "W/T/L"]
+_COMPARISON_HEADER = [
+    "system",
+    "metric",
+    "baseline",
+    "system mean",
+    "difference",
+    "95% CI",
+    "t-test p",
+    "Wilcoxon p",
+    "Cohen's d",
+    "W/T/L",
+]
 
 
 def _health_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
@@ -298,8 +329,10 @@ def _summary_lines(result: EvaluationResult) -> list[str]:
     lines = [f"{len(result.queries)} queries, cutoffs {cutoffs}, baseline: {result.baseline}"]
     if result.unknown is not None:
         u = result.unknown
-        lines.append(f"qrels ids not in the corpus: {len(u.queries)} queries, {len(u.docs)} docs "
-                     f"({u.pairs} judged pairs point at missing docs)")
+        lines.append(
+            f"qrels ids not in the corpus: {len(u.queries)} queries, {len(u.docs)} docs "
+            f"({u.pairs} judged pairs point at missing docs)"
+        )
     return lines
 
 
@@ -307,8 +340,10 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def cell(text: str) -> str:
         return html.escape(str(text), quote=False).replace("|", "\\|")
 
-    out = ["| " + " | ".join(cell(h) for h in header) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out = [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
@@ -325,11 +360,18 @@ def render_markdown(result: EvaluationResult, plots: Mapping[str, Path | None] |
     parts += [f"- {_e(line)}" for line in _summary_lines(result)]
     parts += ["", "## Means", "", _md_table(*_means_rows(result)), ""]
     if result.comparisons:
-        parts += [f"## Paired comparisons against {_e(result.baseline)}", "",
-                  _md_table(_COMPARISON_HEADER, _comparison_rows(result)), ""]
+        parts += [
+            f"## Paired comparisons against {_e(result.baseline)}",
+            "",
+            _md_table(_COMPARISON_HEADER, _comparison_rows(result)),
+            "",
+        ]
     parts += ["## Output health", "", _md_table(*_health_rows(result)), ""]
-    titles = {"curves": "Metric@k", "differences": f"Per-query differences ({result.headline_metric})",
-              "distributions": f"Per-query distribution ({result.headline_metric})"}
+    titles = {
+        "curves": "Metric@k",
+        "differences": f"Per-query differences ({result.headline_metric})",
+        "distributions": f"Per-query distribution ({result.headline_metric})",
+    }
     for key, title in titles.items():
         path = plots.get(key)
         if path is not None:
@@ -343,26 +385,38 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px}"
-        "td{text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-        "pre{background:#f6f6f6;padding:1em;overflow:auto}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px}"
+    "td{text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+    "pre{background:#f6f6f6;padding:1em;overflow:auto}"
+)
 
 
 def render_html(result: EvaluationResult, plots: Mapping[str, Path | None] | None = None) -> str:
     """``report.html``: self-contained except for the PNGs next to it. Every text node is escaped."""
     plots = plots or {}
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>Offline evaluation</title>", f"<style>{_CSS}</style></head><body>",
-             "<h1>Offline evaluation</h1>", "<ul>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>Offline evaluation</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Offline evaluation</h1>",
+        "<ul>",
+    ]
     parts += [f"<li>{_e(line)}</li>" for line in _summary_lines(result)]
     parts += ["</ul>", "<h2>Means</h2>", _html_table(*_means_rows(result))]
     if result.comparisons:
-        parts += [f"<h2>Paired comparisons against {_e(result.baseline)}</h2>",
-                  _html_table(_COMPARISON_HEADER, _comparison_rows(result))]
+        parts += [
+            f"<h2>Paired comparisons against {_e(result.baseline)}</h2>",
+            _html_table(_COMPARISON_HEADER, _comparison_rows(result)),
+        ]
     parts += ["<h2>Output health</h2>", _html_table(*_health_rows(result))]
-    titles = {"curves": "Metric@k", "differences": f"Per-query differences ({result.headline_metric})",
-              "distributions": f"Per-query distribution ({result.headline_metric})"}
+    titles = {
+        "curves": "Metric@k",
+        "differences": f"Per-query differences ({result.headline_metric})",
+        "distributions": f"Per-query distribution ({result.headline_metric})",
+    }
     for key, title in titles.items():
         path = plots.get(key)
         if path is not None:

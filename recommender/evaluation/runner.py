@@ -111,8 +111,7 @@ def curve_cutoffs(cutoffs: Iterable[int]) -> tuple[int, ...]:
     top = ks[-1]
     if top <= 20:
         return tuple(range(1, top + 1))
-    ladder = [k for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
-              if k <= top]
+    ladder = [k for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000) if k <= top]
     return tuple(sorted(set(ladder) | set(ks)))
 
 
@@ -163,13 +162,20 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, disable=not interactive, desc="evaluating", unit="query", leave=False)
 
 
-def _collect(system: System, queries: Sequence[str], k: int, corpus: set[str] | None,
-             bar: Any) -> tuple[dict[str, list[str]], dict[str, float], dict[str, int]]:
+def _collect(
+    system: System, queries: Sequence[str], k: int, corpus: set[str] | None, bar: Any
+) -> tuple[dict[str, list[str]], dict[str, float], dict[str, int]]:
     """Ask one system for every query; returns the cleaned run, per-query latency and the fault counts."""
     run: dict[str, list[str]] = {}
     latency: dict[str, float] = {}
-    health = {"failed_queries": 0, "empty_lists": 0, "over_k_lists": 0, "duplicate_items": 0,
-              "self_recommendations": 0, "unknown_recommended_ids": 0}
+    health = {
+        "failed_queries": 0,
+        "empty_lists": 0,
+        "over_k_lists": 0,
+        "duplicate_items": 0,
+        "self_recommendations": 0,
+        "unknown_recommended_ids": 0,
+    }
     first_error: str | None = None
     for query_id in queries:
         start = time.perf_counter()
@@ -207,8 +213,13 @@ def _collect(system: System, queries: Sequence[str], k: int, corpus: set[str] | 
         run[query_id] = unique
         bar.update(1)
     if health["failed_queries"]:
-        logger.warning("system %r failed on %d of %d queries (first: %s)", system.name,
-                       health["failed_queries"], len(queries), first_error)
+        logger.warning(
+            "system %r failed on %d of %d queries (first: %s)",
+            system.name,
+            health["failed_queries"],
+            len(queries),
+            first_error,
+        )
     faults = {key: value for key, value in health.items() if value and key != "failed_queries"}
     if faults:
         logger.warning("system %r output faults: %s", system.name, faults)
@@ -247,8 +258,10 @@ def evaluate(
     cutoffs = _check_cutoffs(cutoffs)
     metrics = tuple(metrics)
     unknown_metrics = [m for m in metrics if m not in RANKING_METRICS]
-    if unknown_metrics or not metrics:
-        raise ValueError(f"unknown metric {(unknown_metrics or [''])[0]!r}; allowed: {', '.join(RANKING_METRICS)}")
+    if unknown_metrics:
+        raise ValueError(f"unknown metric {unknown_metrics[0]!r}; allowed: {', '.join(RANKING_METRICS)}")
+    if not metrics:
+        raise ValueError(f"no metric chosen; allowed: {', '.join(RANKING_METRICS)}")
     judged = sorted(q for q, grades in qrels.items() if any(g > 0 for g in grades.values()))
     if queries is not None:
         wanted = list(dict.fromkeys(queries))
@@ -267,8 +280,7 @@ def evaluate(
     corpus = {article.id for article in articles} if articles is not None else None
     unknown = unknown_ids(eval_qrels, corpus) if corpus is not None else None
     lookup = _vector_lookup(vectors, articles)
-    published = ({a.id: a.published_at for a in articles if a.published_at is not None}
-                 if articles is not None else {})
+    published = {a.id: a.published_at for a in articles if a.published_at is not None} if articles is not None else {}
 
     means: dict[str, dict[str, float]] = {}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
@@ -282,8 +294,9 @@ def evaluate(
         for system in systems:
             bar.set_postfix_str(system.name)
             runs[system.name], latencies[system.name], health[system.name] = _collect(system, judged, k, corpus, bar)
-    all_scores = per_query_ranking_metrics_many(runs, eval_qrels, all_ks, metrics, relevant_grade=relevant_grade,
-                                                gains=gains)
+    all_scores = per_query_ranking_metrics_many(
+        runs, eval_qrels, all_ks, metrics, relevant_grade=relevant_grade, gains=gains
+    )
     keep = [metric_key(name, c) for name in metrics for c in cutoffs]
     for system in systems:
         name_ = system.name
@@ -312,9 +325,13 @@ def evaluate(
             **extra,
             **latency_percentiles(latencies[name_].values()),
         }
-    comparisons = compare_to_baseline(per_query, baseline=systems[0].name,
-                                      metrics=[metric_key(n, c) for n in metrics for c in cutoffs],
-                                      n_bootstrap=n_bootstrap, seed=seed)
+    comparisons = compare_to_baseline(
+        per_query,
+        baseline=systems[0].name,
+        metrics=[metric_key(n, c) for n in metrics for c in cutoffs],
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
     meta = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "baseline": systems[0].name,
