@@ -26,7 +26,7 @@ from .article import Article
 from .dedup import dedup_text, minhash_signatures
 from .embedding import Embedder
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE, read_articles_file
-from .errors import DiskFullError, ValidationFailedError
+from .errors import DiskFullError, RecommenderError, ValidationFailedError
 from .lexical import LexicalModel
 from .live import WriteAheadLog
 from .loading import check_rejects, load_articles
@@ -57,6 +57,7 @@ class BuildReport:
     validation: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     removed_versions: list[str] = field(default_factory=list)
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,8 +205,9 @@ def build_index(
     gate: Gate | None = None,
 ) -> BuildReport:
     """Build and publish a new version. On any failure nothing is published and the served version stays."""
+    report = BuildReport(index_dir=str(settings.index_dir))
     try:
-        return _build(sources, settings, full=full, embedder=embedder, progress=progress, gate=gate)
+        return _build(sources, settings, report, full=full, embedder=embedder, progress=progress, gate=gate)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             where = exc.filename or settings.index_dir
@@ -213,11 +215,23 @@ def build_index(
                 f"no space left on device while writing {where}; nothing was published and the current version is unchanged"
             ) from None
         raise
+    except RecommenderError as exc:
+        # The operator reads why a night failed in the same place as a good night's report.
+        if report.version and not report.published:
+            report.error = str(exc)
+            if isinstance(exc, ValidationFailedError) and exc.details:
+                report.gate = exc.details
+            try:
+                atomic_write_json(Path(settings.index_dir) / "reports" / f"{report.version}.failed.json", report.to_dict())
+            except OSError:
+                logger.warning("could not write the failure report")
+        raise
 
 
 def _build(
     sources: Sequence[Path | str],
     settings: Settings,
+    report: BuildReport,
     *,
     full: bool,
     embedder: Embedder | None,
@@ -225,13 +239,13 @@ def _build(
     gate: Gate | None,
 ) -> BuildReport:
     directory = IndexDirectory(settings.index_dir)
-    report = BuildReport(index_dir=str(directory.root))
     stage = _Stages(report)
     with directory.lock():
         leftovers = directory.clean_staging()
         if leftovers:
             logger.warning("removed %d unfinished build(s) left by a crash", leftovers)
         version = directory.new_version_name()
+        report.version = version
         with stage("load"):
             loaded = load_articles(sources, title_from_body=settings.title_from_body)
             rejects_path = None

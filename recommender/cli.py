@@ -101,7 +101,7 @@ def build(
         if gate is not None:
             from .evaluation.gate import make_gate
 
-            gate_fn = make_gate(gate, max_drop=max_drop, settings=settings)
+            gate_fn = make_gate(gate, max_drop=max_drop, config=settings.ranking_config())
         return build_index(articles, settings, full=full, progress=True, gate=gate_fn)
 
     result = _run(go)
@@ -228,6 +228,97 @@ def demo(
 
     typer.echo(f"Demo running: open http://{settings.host}:{settings.port}/  (Ctrl-C to stop)")
     _run(lambda: run(settings))
+
+
+def _eval_cache_dir(paths: list[Path]) -> Path:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for p in sorted(Path(x).resolve() for x in paths):
+        st = p.stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "related-articles" / "eval" / h.hexdigest()
+
+
+@app.command()
+def evaluate(
+    report_dir: Annotated[Path, typer.Option("--report", help="Folder for results.json, per-query files, report.html/md and plots.", show_default=False)],
+    articles: Annotated[Optional[list[Path]], typer.Option("--articles", help="Articles file(s); indexed into a cache unless --index-dir is given.")] = None,
+    qrels: Annotated[Optional[Path], typer.Option(help="Ground truth TSV: query_id, doc_id, grade (with header).")] = None,
+    label_field: Annotated[Optional[str], typer.Option(help="Ground truth from an article field, e.g. story_id or topics.")] = None,
+    grading: Annotated[str, typer.Option(help="For list label fields: exact, jaccard or any.")] = "exact",
+    sessions: Annotated[Optional[Path], typer.Option(help="Ground truth from reading logs (sessions.jsonl).")] = None,
+    index_dir: IndexDirOpt = None,
+    systems: Annotated[str, typer.Option(help="Comma-separated systems: default, tfidf, embedding, recent, recent-same-section, random.")] = "default,tfidf,embedding,recent,recent-same-section,random",
+    config: Annotated[Optional[list[Path]], typer.Option("--config", help="Ranking configuration file(s) to compare (JSON/TOML); named by their 'name' or file stem.")] = None,
+    k: Annotated[Optional[list[int]], typer.Option("--k", help="Cutoffs (repeatable) [default 5 and 10].")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Evaluate a seeded random sample of this many queries.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, bootstrap and the random baseline.")] = 0,
+) -> None:
+    """Compare the default ranking with baselines (and configuration files) offline, with significance tests.
+
+    Example: recommender evaluate --articles articles.jsonl --qrels qrels.tsv --report reports/today
+    """
+    truth = [x for x in (qrels, label_field, sessions) if x is not None]
+    if len(truth) != 1:
+        _fail("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE", 2)
+    if not articles and index_dir is None:
+        _fail("give --articles FILE (indexed into a cache) or --index-dir DIR", 2)
+    settings = _settings(index_dir=index_dir or _eval_cache_dir(articles or []))
+
+    def go():
+        import random
+
+        from . import evaluation as ev
+        from .engine import Recommender
+        from .evaluation.systems import indexed_articles, make_systems, near_duplicate_predicate
+        from .loading import load_articles
+        from .ranking import RankingConfig
+
+        if index_dir is None:
+            from .build import build_index
+
+            typer.echo(f"indexing {len(articles)} file(s) into {settings.index_dir} (cached; only changes are re-embedded)", err=True)
+            build_index(articles, settings, progress=True)
+        rec = Recommender.open(settings.index_dir, config=settings.ranking_config())
+        corpus = indexed_articles(rec)
+        labelled = load_articles(articles, title_from_body=settings.title_from_body).articles if articles else corpus
+        popularity = None
+        if qrels is not None:
+            truth_qrels = ev.load_qrels(qrels)
+        elif label_field is not None:
+            truth_qrels = ev.qrels_from_labels(labelled, label_field, grading=grading)
+        else:
+            truth_qrels, popularity, stats = ev.qrels_from_sessions(sessions, [a.id for a in corpus])
+            typer.echo(f"sessions: {stats}", err=True)
+        unknown = ev.unknown_ids(truth_qrels, [a.id for a in corpus])
+        queries = sorted(q for q in truth_qrels if q in rec)
+        if not queries:
+            raise ValueError("no ground-truth query is in the index")
+        if sample and sample < len(queries):
+            queries = sorted(random.Random(seed).sample(queries, sample))
+        configs = [RankingConfig.from_file(c) for c in (config or [])]
+        names = [n.strip() for n in systems.split(",") if n.strip()]
+        chosen = make_systems(rec, names, configs, seed=seed)
+        vectors = np.asarray(rec.store.vectors[: rec.catalog.base_count], dtype=np.float32)
+        result = ev.evaluate(
+            chosen, truth_qrels, cutoffs=tuple(k or (5, 10)), articles=corpus, vectors=vectors,
+            popularity=popularity, near_duplicate=near_duplicate_predicate(rec), queries=queries, seed=seed,
+        )
+        ev.write_report(result, report_dir)
+        return result, unknown
+
+    import numpy as np
+
+    try:
+        result, unknown = _run(go)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    typer.echo(result.table())
+    if unknown.count:
+        typer.echo(f"ground-truth ids not in the index (not scored): {json.dumps(unknown.to_dict())}", err=True)
+    typer.echo(f"report: {report_dir / 'report.html'}")
 
 
 @index_app.command("list")

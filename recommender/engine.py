@@ -110,6 +110,21 @@ class Recommender:
         vector is read: serving one model's vectors against another's queries would be silently wrong."""
         directory = IndexDirectory(index_dir)
         path = directory.version_path(version) if version else directory.current_path()
+        return cls.load(path, model=model, config=config, embedder=embedder, mmap=mmap, verify_digests=verify_digests)
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        model: str | None = None,
+        config: RankingConfig | None = None,
+        embedder: Embedder | Callable[[], Embedder] | None = None,
+        mmap: bool = False,
+        verify_digests: bool = False,
+    ) -> "Recommender":
+        """Load one version folder directly (a published one, or a staged build under evaluation)."""
+        path = Path(path)
         manifest = Manifest.read(path)
         manifest.verify_files(path, digests=verify_digests)
         if model is not None:

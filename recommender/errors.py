@@ -70,6 +70,10 @@ class ValidationFailedError(RecommenderError):
     code = "validation_failed"
     exit_code = 4
 
+    def __init__(self, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
 
 class DiskFullError(RecommenderError):
     """The disk filled up mid-build; the staged files were removed and the published version is untouched."""

@@ -1,0 +1,77 @@
+"""The systems an evaluation compares: the engine under any ranking configuration, and the baselines.
+
+Names are stable keys of the report: ``default``, ``tfidf``, ``embedding``, ``recent``,
+``recent-same-section``, ``random``, and the ``name`` of each configuration file.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..engine import Recommender
+from ..ranking import RankingConfig
+from .baselines import EmbeddingSystem, FunctionSystem, MostRecentSystem, RandomSystem, RecentSameSectionSystem, System, TfidfSystem
+
+__all__ = ["BASELINES", "engine_system", "make_systems", "indexed_articles", "near_duplicate_predicate"]
+
+BASELINES = ("tfidf", "embedding", "recent", "recent-same-section", "random")
+
+
+def indexed_articles(rec: Recommender):
+    """The articles of the loaded version (without live changes), in index order."""
+    return [rec.catalog.articles[i] for i in range(rec.catalog.base_count)]
+
+
+def engine_system(rec: Recommender, config: RankingConfig, name: str | None = None) -> System:
+    """The real engine under ``config``: the same code path the service runs."""
+    overrides = config.to_dict()
+    overrides.pop("name", None)
+
+    def recommend(query_id: str, k: int) -> list[str]:
+        return [r.article.id for r in rec.related(query_id, k, **overrides)]
+
+    return FunctionSystem(name or config.name, recommend)
+
+
+def make_systems(rec: Recommender, names: Sequence[str], configs: Sequence[RankingConfig] = (), *, seed: int = 0) -> list[System]:
+    """Systems in the order given; ``default`` is the engine with ``rec.config``. Unknown names are an error."""
+    allowed = ("default", *BASELINES)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown system(s) {', '.join(unknown)}; allowed: {', '.join(allowed)} (or a --config file)")
+    articles = indexed_articles(rec)
+    systems: list[System] = []
+    for name in names:
+        if name == "default":
+            systems.append(engine_system(rec, rec.config, "default"))
+        elif name == "tfidf":
+            systems.append(TfidfSystem(articles, name="tfidf"))
+        elif name == "embedding":
+            vectors = np.asarray(rec.store.vectors[: rec.catalog.base_count], dtype=np.float32)
+            systems.append(EmbeddingSystem(articles, vectors, name="embedding"))
+        elif name == "recent":
+            systems.append(MostRecentSystem(articles, name="recent"))
+        elif name == "recent-same-section":
+            systems.append(RecentSameSectionSystem(articles, name="recent-same-section"))
+        elif name == "random":
+            systems.append(RandomSystem(articles, seed=seed, name="random"))
+    for config in configs:
+        systems.append(engine_system(rec, config))
+    return systems
+
+
+def near_duplicate_predicate(rec: Recommender, threshold: float | None = None):
+    """``(source_id, item_id) -> bool`` from the index's MinHash signatures: the engine's own definition."""
+    limit = threshold if threshold is not None else rec.config.near_duplicate_threshold
+    catalog = rec.catalog
+
+    def is_duplicate(source_id: str, item_id: str) -> bool:
+        a, b = catalog.position(source_id), catalog.position(item_id)
+        if a is None or b is None:
+            return False
+        sigs = catalog.signatures(np.array([a, b]))
+        return bool((sigs[0] == sigs[1]).mean() >= limit)
+
+    return is_duplicate
