@@ -29,6 +29,7 @@ from .schemas import (
     ArticleWritten,
     DraftRelatedRequest,
     Health,
+    ARTICLE_ID_PATTERN,
     IsoDatetime,
     IndexInfo,
     Readiness,
@@ -107,6 +108,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ArticleId = Annotated[
     str,
     PathParam(description="Article id; may contain slashes (percent-encode '?', '#' and '%'); cannot end in '/related'."),
+]
+NewArticleId = Annotated[
+    str,
+    PathParam(
+        max_length=256,
+        pattern=ARTICLE_ID_PATTERN,
+        description="Article id (at most 256 characters, no control characters or surrounding spaces); may contain slashes.",
+    ),
 ]
 
 
@@ -245,9 +254,10 @@ async def index_info(live: LiveDep) -> Response:
     responses={201: {"model": ArticleWritten, "description": "Created"}, **error_responses(401, 403, 413, 422, 503)},
     dependencies=[Depends(require_admin)],
 )
-def put_article(article_id: ArticleId, body: ArticleIn, live: LiveDep) -> Response:
-    if body.id is not None and body.id != article_id:
-        raise ApiError(422, "invalid_request", f"id: {body.id!r} in the body differs from {article_id!r} in the path", fields=["body.id"])
+def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Response:
+    body_id = (body.model_extra or {}).get("id")
+    if body_id is not None and body_id != article_id:
+        raise ApiError(422, "invalid_request", f"id: {str(body_id)!r:.300} in the body differs from {article_id!r} in the path", fields=["body.id"])
     article = parse_article(_record(body, article_id))
     if article.id != article_id:
         raise ApiError(422, "invalid_request", "id: must not start or end with whitespace", fields=["path.article_id"])

@@ -108,10 +108,17 @@ def _domain_error(exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette names only the first route's methods)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__none__"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    scope = {**request.scope, "method": "__none__"}
+    pending = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI wraps included routers
+        if included is not None:
+            pending.extend(included.routes)
+            continue
+        methods_here = getattr(route, "methods", None)
+        if methods_here and route.matches(scope)[0] != Match.NONE:
+            methods |= set(methods_here)
     return ", ".join(sorted(methods))
 
 

@@ -27,9 +27,12 @@ __all__ = [
     "Health",
     "Readiness",
     "IsoDatetime",
+    "ARTICLE_ID_PATTERN",
 ]
 
 _FINITE = {"allow_inf_nan": False}
+#: What parse_article accepts as an id: no control characters, not blank, no surrounding whitespace.
+ARTICLE_ID_PATTERN = r"^[^\x00-\x1f\s](?:[^\x00-\x1f]*[^\x00-\x1f\s])?$"
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
@@ -85,7 +88,7 @@ class _ArticleFields(BaseModel):
     # Unknown fields (story_id, ...) are accepted and kept, like in a CMS export.
     model_config = ConfigDict(extra="allow")
 
-    title: str = Field(min_length=1, max_length=10_000)
+    title: str = Field(min_length=1, max_length=10_000, pattern=r"\S", description="Required, not blank.")
     body: str = Field("", max_length=500_000)
     summary: str = Field("", max_length=100_000)
     url: str | None = Field(None, max_length=10_000)
@@ -98,9 +101,8 @@ class _ArticleFields(BaseModel):
 
 
 class ArticleIn(_ArticleFields):
-    """Body of PUT /v1/articles/{article_id}. ``id`` is optional; when given it must equal the path's id."""
-
-    id: str | None = Field(None, max_length=256)
+    """Body of PUT /v1/articles/{article_id}: the article as the CMS exports it. Unknown fields are kept.
+    An ``id`` field may be included; when it is, it must equal the path's id (else 422)."""
 
 
 class DraftRelatedRequest(_ArticleFields):
@@ -109,15 +111,15 @@ class DraftRelatedRequest(_ArticleFields):
     ``section`` here is the draft's own section; to restrict results to sections use the ``section`` query
     parameter. Options given in the body win over the same query parameters."""
 
-    id: str | None = Field(None, max_length=256, description="Excluded from the results if it is indexed.")
-    k: int | None = Field(None, ge=1, le=50, description="Number of related articles (default 6).")
+    id: str | None = Field(None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed.")
+    k: int | None = Field(None, ge=1, le=50, strict=True, description="Number of related articles (default 6).")
     exclude_section: str | list[str] | None = None
     tag: str | list[str] | None = None
     exclude: str | list[str] | None = Field(None, description="Article ids never to return (comma-separated or a list).")
     since: IsoDatetime | None = None
     until: IsoDatetime | None = None
-    freshness: float | None = Field(None, gt=0, le=36_500, **_FINITE)
-    diversity: float | None = Field(None, ge=0, le=1, **_FINITE)
+    freshness: float | None = Field(None, gt=0, le=36_500, strict=True, **_FINITE)
+    diversity: float | None = Field(None, ge=0, le=1, strict=True, **_FINITE)
 
 
 class ArticleSummary(BaseModel):
