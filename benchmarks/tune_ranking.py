@@ -79,23 +79,42 @@ def main() -> None:
     print(f"== TF-IDF baseline {results['tfidf']:.4f}")
 
     best_text = max(results["text"], key=results["text"].get)
-    print(f"== fusion grid on ecbplus-dev with text {best_text}", flush=True)
+    print(f"== fusion grid on ecbplus-dev with text {best_text} (feedback off)", flush=True)
     rec = Recommender.open(CACHE / f"ecbplus-{best_text}", embedder=embedder)
-    grid = []
     for fusion in ("weighted", "rrf"):
-        for w in (0.0, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
-            start = time.perf_counter()
-            score = ndcg(run_engine(rec, queries, fusion=fusion, semantic_weight=w), qrels)
-            grid.append((fusion, w, score))
+        for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0):
+            score = ndcg(run_engine(rec, queries, fusion=fusion, semantic_weight=w, prf_docs=0), qrels)
             results["fusion"][f"{fusion}:{w}"] = round(score, 4)
-            print(f"  {fusion:8} w={w:<4} {score:.4f}  ({(time.perf_counter() - start) * 1000 / len(queries):.1f} ms/query)", flush=True)
-    for div in (0.1, 0.2, 0.3):
-        score = ndcg(run_engine(rec, queries, diversity=div), qrels)
-        results["fusion"][f"default+diversity:{div}"] = round(score, 4)
-        print(f"  default + diversity {div}: {score:.4f}")
-    score = ndcg(run_engine(rec, queries, near_duplicate_threshold=1.0), qrels)
-    results["fusion"]["default, dedup off"] = round(score, 4)
-    print(f"  default without near-duplicate removal: {score:.4f}")
+            print(f"  {fusion:8} w={w:<4} {score:.4f}", flush=True)
+    print("== pseudo-relevance feedback grid (weighted fusion)", flush=True)
+    results["feedback"] = {}
+    for w in (0.15, 0.2, 0.25, 0.3):
+        for m in (3, 4):
+            for beta in (2.0, 3.0, 5.0):
+                score = ndcg(run_engine(rec, queries, semantic_weight=w, prf_docs=m, prf_weight=beta), qrels)
+                results["feedback"][f"w={w} docs={m} weight={beta}"] = round(score, 4)
+                print(f"  w={w:<4} docs={m} weight={beta:<3} {score:.4f}", flush=True)
+    print("== ablation of the default", flush=True)
+    d = rec.config
+    ablation = {
+        "default": {},
+        "no feedback": {"prf_docs": 0},
+        "no lexical (semantic only)": {"semantic_weight": 1.0, "prf_docs": 0},
+        "no semantic (lexical only)": {"semantic_weight": 0.0, "prf_docs": 0},
+        "rrf fusion instead of weighted": {"fusion": "rrf"},
+        "near-duplicate removal off": {"near_duplicate_threshold": 1.0},
+        "near-duplicate threshold 0.5": {"near_duplicate_threshold": 0.5},
+        "diversity 0.1": {"diversity": 0.1},
+        "diversity 0.3": {"diversity": 0.3},
+    }
+    results["ablation"] = {}
+    for name, overrides in ablation.items():
+        start = time.perf_counter()
+        score = ndcg(run_engine(rec, queries, **overrides), qrels)
+        ms = (time.perf_counter() - start) * 1000 / len(queries)
+        results["ablation"][name] = round(score, 4)
+        print(f"  {name:34} {score:.4f}  ({ms:.1f} ms/query)", flush=True)
+    print(f"  (default: {d})")
 
     if args.confirm_reuters:
         import random

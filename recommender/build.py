@@ -23,7 +23,7 @@ from index import IndexDirectory, IndexSpec, Manifest, NoVersionError, VectorSto
 
 from . import __version__
 from .article import Article
-from .dedup import dedup_text, minhash_signatures
+from .dedup import SIGNATURE_SCHEME, dedup_text, minhash_signatures
 from .embedding import Embedder
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE, read_articles_file
 from .errors import DiskFullError, RecommenderError, ValidationFailedError
@@ -274,7 +274,8 @@ def _build(
                 try:
                     prev_articles, prev_hashes = read_articles_file(prev_path / ARTICLES_FILE)
                     prev_ids = [a.id for a in prev_articles]
-                    prev_sigs = np.load(prev_path / SIGNATURES_FILE, mmap_mode="r")
+                    if prev_manifest.extra.get("signature_scheme") == SIGNATURE_SCHEME:
+                        prev_sigs = np.load(prev_path / SIGNATURES_FILE, mmap_mode="r")
                     if not full and prev_manifest.extra.get("embedding") == key:
                         prev_vectors = np.load(prev_path / "vectors.npy", mmap_mode="r")
                         current = dict(zip(ids, hashes))
@@ -372,6 +373,7 @@ def _build(
                         "neighbors": k,
                         "recall_at_10": report.recall_at_10,
                         "wal_seq": wal_seq,
+                        "signature_scheme": SIGNATURE_SCHEME,
                         "counts": report.counts,
                     },
                 )

@@ -161,6 +161,7 @@ class Catalog:
             published=self.published[positions],
             sections=self.sections[positions],
             tags=[self.tags[p] for p in positions],
+            lexical_rows=lex,
         )
 
     # -- live changes -------------------------------------------------------------------------

@@ -23,13 +23,14 @@ MATRIX_FILE = "lexical_matrix.npz"
 @dataclass(frozen=True)
 class LexicalParams:
     """TF-IDF settings. Sublinear TF and English stop words follow More-Like-This practice; on ecbplus-dev
-    unigram+bigram TF-IDF (names like "Costa Concordia" stay together) measured best (README, Ranking)."""
+    unigram+bigram TF-IDF (names like "Costa Concordia" stay together) measured best (README, Ranking):
+    lexical-only nDCG@10 0.9593 vs 0.9556 for unigrams."""
 
     sublinear_tf: bool = True
     stop_words: str | None = "english"
     min_df: int = 2
     max_df: float = 0.5
-    ngram_max: int = 1
+    ngram_max: int = 2
     max_features: int | None = 500_000
 
 

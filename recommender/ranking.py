@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .errors import ConfigurationError
 
@@ -30,14 +31,19 @@ class RankingConfig:
 
     name: str = "default"
     #: weight of embedding cosine in the fused score; the lexical (TF-IDF) cosine gets ``1 - semantic_weight``
-    semantic_weight: float = 0.35
+    semantic_weight: float = 0.2
     #: ``weighted``: weighted sum of cosines; ``rrf``: reciprocal-rank fusion of the two candidate lists
     fusion: str = "weighted"
     rrf_k: int = 60
     #: candidates taken from each retriever before re-ranking
     candidates: int = 100
+    #: pseudo-relevance feedback: also score each candidate by its fused similarity to the top
+    #: ``prf_docs`` candidates, times ``prf_weight`` (the cluster hypothesis: same-event articles resemble
+    #: each other more than look-alikes do); 0 turns it off
+    prf_docs: int = 4
+    prf_weight: float = 3.0
     #: estimated Jaccard of word 3-shingles at or above which two articles are the same story re-published
-    near_duplicate_threshold: float = 0.5
+    near_duplicate_threshold: float = 0.7
     #: 0 = pure relevance; higher trades relevance for variety (MMR with lambda = 1 - diversity)
     diversity: float = 0.0
     #: halve the score of an article this many days away from the source; None = no decay
@@ -54,6 +60,8 @@ class RankingConfig:
             raise ConfigurationError("semantic_weight must be between 0 and 1")
         if not 0.0 <= self.diversity <= 1.0:
             raise ConfigurationError("diversity must be between 0 and 1")
+        if self.prf_docs < 0 or self.prf_weight < 0:
+            raise ConfigurationError("prf_docs and prf_weight must not be negative")
         if self.candidates < 1:
             raise ConfigurationError("candidates must be at least 1")
         if not 0.0 < self.near_duplicate_threshold <= 1.0:
@@ -129,6 +137,7 @@ class Candidates:
     published: np.ndarray  # (m,) epoch seconds, NaN when unknown
     sections: np.ndarray  # (m,) object, lower-cased or None
     tags: Sequence[frozenset[str]]
+    lexical_rows: sp.csr_matrix | None = None  # (m, V) L2-normalised TF-IDF rows, for feedback
 
 
 @dataclass
@@ -149,10 +158,22 @@ class Source:
     tags: frozenset[str]
 
 
+def _feedback(c: Candidates, relevance: np.ndarray, config: RankingConfig) -> np.ndarray:
+    """Relevance plus the mean fused similarity to the top few candidates, rescaled to the fused range.
+    On ecbplus-dev this lifts nDCG@10 by ~0.01 over plain fusion (README, Ranking)."""
+    m = min(config.prf_docs, len(relevance))
+    if m == 0 or config.prf_weight == 0 or c.lexical_rows is None:
+        return relevance
+    top = np.argsort(-relevance, kind="stable")[:m]
+    w = config.semantic_weight
+    pair = w * (c.vectors @ c.vectors[top].T) + (1.0 - w) * np.asarray((c.lexical_rows @ c.lexical_rows[top].T).toarray())
+    return (relevance + config.prf_weight * pair.mean(axis=1)) / (1.0 + config.prf_weight)
+
+
 def _fuse(c: Candidates, config: RankingConfig) -> np.ndarray:
     w = config.semantic_weight
     if config.fusion == "weighted":
-        return w * c.semantic + (1.0 - w) * c.lexical
+        return _feedback(c, w * c.semantic + (1.0 - w) * c.lexical, config)
     # RRF: ranks within this candidate pool; ties share the better rank.
     sem_rank = np.argsort(np.argsort(-c.semantic, kind="stable"), kind="stable")
     lex_rank = np.argsort(np.argsort(-c.lexical, kind="stable"), kind="stable")
@@ -171,7 +192,7 @@ def rank(
     both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked."""
     if len(candidates.positions) == 0 or k <= 0:
         return []
-    relevance = _fuse(candidates, config).astype(np.float64)
+    relevance = np.asarray(_fuse(candidates, config), dtype=np.float64)
     published = candidates.published
     if config.freshness_half_life_days and not math.isnan(source.published):
         gap_days = np.abs(published - source.published) / _DAY

@@ -47,13 +47,21 @@ _bearer = HTTPBearer(auto_error=False, description="RECOMMENDER_ADMIN_TOKEN")
 _DRAFT_ID = "__draft__"
 
 
+class _AnyIdConvertor(PathConvertor):
+    """Like ``path`` (ids may contain slashes), and any character, newlines included: a strange id is then
+    answered by the route (404/422 naming the id), never by "no route"."""
+
+    regex = r"(?s:.*)"
+
+
 class _ArticleIdConvertor(PathConvertor):
-    """Like ``path`` (ids may contain slashes) but never ending in ``/related``: such paths belong to the
-    read-only related route alone, so PUT/DELETE there is a 405 rather than a write to an ambiguous id."""
+    """As above but never ending in ``/related``: such paths belong to the read-only related route alone,
+    so PUT/DELETE there is a 405 rather than a write to an ambiguous id."""
 
-    regex = r"(?!.*/related$).*"
+    regex = r"(?s:(?!.*/related$).*)"
 
 
+register_url_convertor("any_id", _AnyIdConvertor())
 register_url_convertor("article_id", _ArticleIdConvertor())
 
 
@@ -162,7 +170,7 @@ def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: set
 
 # -- reads ----------------------------------------------------------------------------------------
 @router.get(
-    "/v1/articles/{article_id:path}/related",
+    "/v1/articles/{article_id:any_id}/related",
     response_model=RelatedResponse,
     tags=["related"],
     summary="Related articles for an indexed article",

@@ -128,6 +128,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         status = exc.status_code
+        if status == 400:
+            # FastAPI's only 400: a body it could not decode (bad UTF-8, broken form): an invalid body, so 422.
+            return error_response(422, "invalid_request", f"body: could not be parsed ({exc.detail})", fields=["body"])
         if status == 404 and isinstance(exc.detail, str) and exc.detail == "Not Found":
             message = f"no route for {request.method} {request.url.path}"
         else:

@@ -346,7 +346,7 @@ def test_metrics(client: TestClient) -> None:
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     samples = _samples(response.text)
-    route = ("route", "/v1/articles/{article_id:path}/related")
+    route = ("route", "/v1/articles/{article_id:any_id}/related")
 
     def labels(status: str, **extra: str) -> tuple:
         return tuple(sorted({"method": "GET", "route": route[1], "status": status, **extra}.items()))
