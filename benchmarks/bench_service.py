@@ -3,7 +3,8 @@
 Run (needs a built index; wrk is used when installed, else an asyncio httpx load generator)::
 
     recommender build /work/shared/datasets/reuters21578/articles.jsonl --index-dir /tmp/reuters-idx
-    python benchmarks/bench_service.py --index-dir /tmp/reuters-idx [--duration 10] [--connections 32] [--tool wrk|httpx]
+    python benchmarks/bench_service.py --index-dir /tmp/reuters-idx \
+        [--duration 10] [--connections 32] [--tool wrk|httpx]
 
 Each server runs alone (one uvicorn worker, access log off) while the load generator hits it, so the two
 measurements see the same machine. Three runs:
@@ -75,7 +76,13 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     # One worker on a small machine: BLAS threads would only fight the load generator for cores.
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    env.update(
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+    )
     env.update(extra)
     return env
 
@@ -121,9 +128,11 @@ request = function()
   return wrk.format("GET", paths[math.random(#paths)])
 end
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
+  local e = summary.errors
+  io.write(string.format(
+    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+    e.connect + e.read + e.write + e.timeout, e.status))
 end
 """
 
@@ -140,7 +149,7 @@ def run_wrk(base: str, paths: list[str], duration: float, connections: int) -> d
             text=True,
             check=True,
         ).stdout
-    data = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))
+    data = json.loads(re.search(r"^JSON (.*)$", out, re.MULTILINE).group(1))
     data["rps"] = data["requests"] / data["seconds"]
     return data
 
@@ -171,8 +180,16 @@ async def _httpx_load(base: str, paths: list[str], duration: float, connections:
         await asyncio.gather(*(worker() for _ in range(connections)))
         seconds = time.perf_counter() - started
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"requests": len(latencies), "seconds": seconds, "rps": len(latencies) / seconds, "p50": pick(0.5), "p99": pick(0.99), "errors": errors, "non2xx": 0}
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds,
+        "p50": pick(0.5),
+        "p99": pick(0.99),
+        "errors": errors,
+        "non2xx": 0,
+    }
 
 
 def measure(tool: str, base: str, paths: list[str], duration: float, connections: int) -> dict[str, Any]:
@@ -218,7 +235,11 @@ def main() -> None:
     ids = _ids(args.index_dir)
     uniform = [f"/v1/articles/{i}/related?k=6" for i in rng.sample(ids, min(len(ids), 20_000))]
     zipf = [f"/v1/articles/{i}/related?k=6" for i in _zipf_sample(ids, 50_000, 1.1, rng)]
-    print(f"index {args.index_dir} ({len(ids)} articles); load generator {tool}, {args.connections} connections, {args.duration:.0f}s per run", flush=True)
+    print(
+        f"index {args.index_dir} ({len(ids)} articles); load generator {tool}, "
+        f"{args.connections} connections, {args.duration:.0f}s per run",
+        flush=True,
+    )
 
     results: dict[str, dict[str, Any]] = {}
     port = _free_port()
@@ -244,7 +265,11 @@ def main() -> None:
     target = results["related, cache on"]["rps"] / ping
     print(f"target >= 0.50: {'met' if target >= 0.5 else 'NOT met'} ({target:.2f})")
     if args.json:
-        args.json.write_text(json.dumps({"tool": tool, "connections": args.connections, "duration": args.duration, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"tool": tool, "connections": args.connections, "duration": args.duration, "results": results}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

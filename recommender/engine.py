@@ -91,7 +91,7 @@ class Recommender:
         self._embedder = embedder
         self._lock = threading.RLock()
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
-        self.lead_words = int(manifest.extra.get("lead_words", 200))
+        self.lead_words = int(manifest.extra.get("lead_words", 120))
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod

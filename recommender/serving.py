@@ -14,10 +14,11 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Hashable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from index import IndexDirectory, StoreError
 from index.errors import NoVersionError
@@ -32,13 +33,13 @@ from .settings import Settings
 
 __all__ = [
     "LiveIndex",
-    "Snapshot",
+    "NotReadyError",
     "RelatedQuery",
     "RelatedResult",
+    "ReloadFailedError",
     "ReloadResult",
     "ResponseCache",
-    "NotReadyError",
-    "ReloadFailedError",
+    "Snapshot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _utc(value: datetime | None, name: str = "date") -> datetime | None:
@@ -70,7 +71,7 @@ def _utc(value: datetime | None, name: str = "date") -> datetime | None:
     if value is None:
         return None
     try:
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         value.timestamp()
     except (OverflowError, ValueError, OSError):
         raise ValueError(f"{name}: date out of range") from None
@@ -113,7 +114,7 @@ class RelatedQuery:
         until: datetime | None = None,
         freshness: float | None = None,
         diversity: float | None = None,
-    ) -> "RelatedQuery":
+    ) -> RelatedQuery:
         """From request-style options (comma-separated strings or lists). Raises ValueError naming the option."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise ValueError("k: must be an integer from 1 to 50")
@@ -331,6 +332,11 @@ class LiveIndex:
         return snap
 
     @property
+    def current(self) -> Snapshot | None:
+        """The served snapshot, or None when not ready (never raises)."""
+        return self._snapshot
+
+    @property
     def ready(self) -> bool:
         return self._snapshot is not None
 
@@ -392,7 +398,9 @@ class LiveIndex:
                 self._failed = (name, str(exc))
                 if old is None:
                     self._reason = self.load_error
-                logger.error("could not load version %s; %s", name, "still serving " + old.version if old else "not ready")
+                logger.error(
+                    "could not load version %s; %s", name, "still serving " + old.version if old else "not ready"
+                )
                 raise ReloadFailedError(self.load_error or str(exc)) from None
             seq = max([rec.wal_seq] + [e.seq for e in entries])
             pending = len(entries)
@@ -410,7 +418,13 @@ class LiveIndex:
                 self._wal_size = self._wal_file_size()
             self.reloads += 1
             seconds = time.perf_counter() - started
-            logger.info("serving version %s (%d articles, %d live changes replayed) after %.2fs", name, len(rec), pending, seconds)
+            logger.info(
+                "serving version %s (%d articles, %d live changes replayed) after %.2fs",
+                name,
+                len(rec),
+                pending,
+                seconds,
+            )
             return ReloadResult(name, old.version if old else None, True, seconds, pending)
 
     def maybe_reload(self) -> bool:
@@ -496,7 +510,9 @@ class LiveIndex:
     def etag(self, snap: Snapshot, *parts: Any) -> str:
         return _etag(snap.state, *parts)
 
-    def _cached(self, snap: Snapshot, key: tuple[Hashable, ...], compute: Callable[[], dict[str, Any]]) -> RelatedResult:
+    def _cached(
+        self, snap: Snapshot, key: tuple[Hashable, ...], compute: Callable[[], dict[str, Any]]
+    ) -> RelatedResult:
         hit_key = (snap.state, *key)
         hit = self.cache.get(hit_key)
         if hit is not None:
@@ -595,7 +611,7 @@ class LiveIndex:
                 article_count=len(rec),
                 model=rec.manifest.model,
                 built_at=rec.manifest.created_at,
-                loaded_at=_iso(datetime.fromtimestamp(snap.loaded_at, tz=timezone.utc)),
+                loaded_at=_iso(datetime.fromtimestamp(snap.loaded_at, tz=UTC)),
                 pending_changes=snap.pending,
                 wal_seq=snap.seq,
             )

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=4096)
     max_seq_length: int = Field(256, ge=16, le=8192, description="Word pieces the model reads per article.")
     text_strategy: str = Field("lead", description=f"One of {', '.join(TEXT_STRATEGIES)}.")
-    lead_words: int = Field(200, ge=10, description="Body words after title and summary in the embedded text.")
+    lead_words: int = Field(120, ge=10, description="Body words after title and summary in the embedded text (120 measured best).")
     max_reject_share: float = Field(0.01, ge=0.0, le=1.0, description="Fail the build above this share of bad rows.")
     title_from_body: bool = Field(
         True, description="Use the body's first line as title when a row has none (counted in the report); false rejects such rows."

@@ -42,7 +42,7 @@ def _normalise(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def embedding_text(article: "Article", *, strategy: str = "lead", lead_words: int = 200) -> str:
+def embedding_text(article: "Article", *, strategy: str = "lead", lead_words: int = 120) -> str:
     """What the model sees. The model reads at most 256 word pieces, so we choose which words fill them
     instead of letting the tokenizer cut blindly: headline, standfirst, then the lead of the body."""
     if strategy not in TEXT_STRATEGIES:

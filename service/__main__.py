@@ -10,5 +10,8 @@ from recommender.settings import Settings
 from .app import run
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("RECOMMENDER_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("RECOMMENDER_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     run(Settings(), access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")

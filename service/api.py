@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,22 +24,22 @@ from recommender.settings import Settings
 
 from .errors import ApiError, error_response
 from .schemas import (
+    ARTICLE_ID_PATTERN,
     ArticleDetail,
     ArticleIn,
     ArticleList,
     ArticleWritten,
     DraftRelatedRequest,
     Health,
-    ARTICLE_ID_PATTERN,
-    IsoDatetime,
     IndexInfo,
+    IsoDatetime,
     Readiness,
     RelatedResponse,
     ReloadResponse,
     error_responses,
 )
 
-__all__ = ["router", "STATIC_DIR"]
+__all__ = ["STATIC_DIR", "router"]
 
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -82,7 +83,12 @@ def require_admin(
     if not expected:
         raise ApiError(403, "admin_disabled", "admin routes are disabled: set RECOMMENDER_ADMIN_TOKEN to enable them")
     if credentials is None:
-        raise ApiError(401, "unauthorized", "admin route: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "admin route: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     # Bytes, not str: compare_digest rejects non-ASCII str, and a token sent by a client is arbitrary.
     if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogatepass"), expected.encode("utf-8")):
         raise ApiError(403, "forbidden", "wrong admin token")
@@ -91,15 +97,35 @@ def require_admin(
 def related_options(
     k: Annotated[int, Query(ge=1, le=50, description="How many related articles.")] = 6,
     section: Annotated[str | None, Query(max_length=2000, description="Only these sections (comma-separated).")] = None,
-    exclude_section: Annotated[str | None, Query(max_length=2000, description="Never these sections (comma-separated).")] = None,
-    tag: Annotated[str | None, Query(max_length=2000, description="Only articles with one of these tags (comma-separated).")] = None,
-    exclude: Annotated[str | None, Query(max_length=20_000, description="Article ids never to return (comma-separated).")] = None,
+    exclude_section: Annotated[
+        str | None, Query(max_length=2000, description="Never these sections (comma-separated).")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=2000, description="Only articles with one of these tags (comma-separated).")
+    ] = None,
+    exclude: Annotated[
+        str | None, Query(max_length=20_000, description="Article ids never to return (comma-separated).")
+    ] = None,
     since: Annotated[IsoDatetime | None, Query(description="Only articles published at or after (ISO-8601).")] = None,
     until: Annotated[IsoDatetime | None, Query(description="Only articles published at or before (ISO-8601).")] = None,
-    freshness: Annotated[float | None, Query(gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay.")] = None,
-    diversity: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied.")] = None,
+    freshness: Annotated[
+        float | None, Query(gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay.")
+    ] = None,
+    diversity: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied.")
+    ] = None,
 ) -> RelatedQuery:
-    return _query(k, section=section, exclude_section=exclude_section, tag=tag, exclude=exclude, since=since, until=until, freshness=freshness, diversity=diversity)
+    return _query(
+        k,
+        section=section,
+        exclude_section=exclude_section,
+        tag=tag,
+        exclude=exclude,
+        since=since,
+        until=until,
+        freshness=freshness,
+        diversity=diversity,
+    )
 
 
 def _query(k: int, **options: Any) -> RelatedQuery:
@@ -115,21 +141,29 @@ QueryDep = Annotated[RelatedQuery, Depends(related_options)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ArticleId = Annotated[
     str,
-    PathParam(description="Article id; may contain slashes (percent-encode '?', '#' and '%'); cannot end in '/related'."),
+    PathParam(
+        description="Article id; may contain slashes (percent-encode '?', '#' and '%'); cannot end in '/related'."
+    ),
 ]
 NewArticleId = Annotated[
     str,
     PathParam(
         max_length=256,
         pattern=ARTICLE_ID_PATTERN,
-        description="Article id (at most 256 characters, no control characters or surrounding spaces); may contain slashes.",
+        description="Article id: at most 256 characters, no control characters or surrounding spaces; "
+        "may contain slashes.",
     ),
 ]
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def _cache_headers(settings: Settings, etag: str) -> dict[str, str]:
@@ -160,8 +194,8 @@ def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: set
         if value is not None:
             try:
                 if value.tzinfo is None:
-                    value = value.replace(tzinfo=timezone.utc)
-                record[name] = value.astimezone(timezone.utc).isoformat()
+                    value = value.replace(tzinfo=UTC)
+                record[name] = value.astimezone(UTC).isoformat()
             except (OverflowError, ValueError):
                 raise FieldError(name, "date out of range") from None
     record["id"] = article_id
@@ -176,7 +210,9 @@ def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: set
     summary="Related articles for an indexed article",
     responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}, **error_responses(404, 422, 503)},
 )
-async def related(article_id: ArticleId, request: Request, live: LiveDep, settings: SettingsDep, query: QueryDep) -> Response:
+async def related(
+    article_id: ArticleId, request: Request, live: LiveDep, settings: SettingsDep, query: QueryDep
+) -> Response:
     etag = live.related_etag(article_id, query)
     if _not_modified(request, etag):
         return Response(status_code=304, headers=_cache_headers(settings, etag))
@@ -265,7 +301,12 @@ async def index_info(live: LiveDep) -> Response:
 def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Response:
     body_id = (body.model_extra or {}).get("id")
     if body_id is not None and body_id != article_id:
-        raise ApiError(422, "invalid_request", f"id: {str(body_id)!r:.300} in the body differs from {article_id!r} in the path", fields=["body.id"])
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"id: {str(body_id)!r:.300} in the body differs from {article_id!r} in the path",
+            fields=["body.id"],
+        )
     article = parse_article(_record(body, article_id))
     if article.id != article_id:
         raise ApiError(422, "invalid_request", "id: must not start or end with whitespace", fields=["path.article_id"])
@@ -299,7 +340,13 @@ def delete_article(article_id: ArticleId, live: LiveDep) -> Response:
 def reload(live: LiveDep) -> Response:
     result = live.reload(force=live.load_error is not None)
     return _json(
-        {"version": result.version, "previous": result.previous, "changed": result.changed, "seconds": round(result.seconds, 3), "replayed": result.replayed}
+        {
+            "version": result.version,
+            "previous": result.previous,
+            "changed": result.changed,
+            "seconds": round(result.seconds, 3),
+            "replayed": result.replayed,
+        }
     )
 
 
@@ -309,15 +356,32 @@ async def healthz() -> Response:
     return _json({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/readyz", response_model=Readiness, tags=["ops"], summary="200 only when an index is loaded", responses=error_responses(503))
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    tags=["ops"],
+    summary="200 only when an index is loaded",
+    responses=error_responses(503),
+)
 async def readyz(live: LiveDep) -> Response:
-    snap = live._snapshot
+    snap = live.current
     if snap is None:
-        return error_response(503, "not_ready", f"no index loaded: {live.reason}", headers={"Cache-Control": "no-store"})
-    return _json({"status": "ready", "version": snap.version, "load_error": live.load_error}, headers={"Cache-Control": "no-store"})
+        return error_response(
+            503, "not_ready", f"no index loaded: {live.reason}", headers={"Cache-Control": "no-store"}
+        )
+    return _json(
+        {"status": "ready", "version": snap.version, "load_error": live.load_error},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -49,7 +49,9 @@ class _Poller:
                 logger.exception("index poll failed")
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None, live: LiveIndex | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedder: Embedder | None = None, live: LiveIndex | None = None
+) -> FastAPI:
     """Build the app. ``embedder`` shares an already loaded model (tests); ``live`` an already built LiveIndex."""
     settings = settings or Settings()
     metrics = Metrics()
@@ -104,4 +106,6 @@ def run(settings: Settings | None = None, *, log_level: str = "info", access_log
     import uvicorn
 
     settings = settings or Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
+    )

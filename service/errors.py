@@ -21,7 +21,7 @@ from index import StoreError
 from recommender.errors import ArticleNotFoundError, ConfigurationError, FieldError, RecommenderError
 from recommender.serving import NotReadyError, ReloadFailedError
 
-__all__ = ["ApiError", "BodyLimitMiddleware", "install_error_handlers", "error_response"]
+__all__ = ["ApiError", "BodyLimitMiddleware", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,15 @@ _CODES = {
 class ApiError(Exception):
     """Raised by routes and dependencies for errors that are not domain errors (auth, id mismatch...)."""
 
-    def __init__(self, status: int, code: str, message: str, *, fields: list[str] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -52,7 +60,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, code: str, message: str, *, fields: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, *, fields: list[str] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
@@ -176,7 +186,9 @@ class BodyLimitMiddleware:
                 except ValueError:
                     length = -1
                 if length > self.max_bytes:
-                    await error_response(413, "body_too_large", f"request body larger than {self.max_bytes} bytes")(scope, receive, send)
+                    await error_response(413, "body_too_large", f"request body larger than {self.max_bytes} bytes")(
+                        scope, receive, send
+                    )
                     return
                 break
         received = 0

@@ -7,7 +7,8 @@ Index and cache values are read from the LiveIndex at scrape time rather than pu
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,11 +31,13 @@ class _IndexCollector(Collector):
         live = self._live()
         if live is None:
             return
-        snap = live._snapshot
+        snap = live.current
         ready = GaugeMetricFamily("recommender_index_ready", "1 when an index version is loaded and served")
         ready.add_metric([], 1.0 if snap is not None else 0.0)
         yield ready
-        info = GaugeMetricFamily("recommender_index_version_info", "The served index version (value 1)", labels=["version"])
+        info = GaugeMetricFamily(
+            "recommender_index_version_info", "The served index version (value 1)", labels=["version"]
+        )
         size = GaugeMetricFamily("recommender_index_articles", "Articles served (base version plus live changes)")
         pending = GaugeMetricFamily("recommender_index_pending_changes", "Live changes applied on top of the version")
         loaded = GaugeMetricFamily("recommender_index_loaded_timestamp_seconds", "When the served version was loaded")

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
-
-import re
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "ARTICLE_ID_PATTERN",
+    "ArticleDetail",
+    "ArticleIn",
+    "ArticleList",
+    "ArticleSummary",
+    "ArticleWritten",
+    "CacheInfo",
+    "DraftRelatedRequest",
     "ErrorBody",
     "ErrorResponse",
+    "Health",
+    "IndexInfo",
+    "IsoDatetime",
+    "Readiness",
     "Reason",
     "RelatedItem",
     "RelatedResponse",
-    "ArticleIn",
-    "DraftRelatedRequest",
-    "ArticleSummary",
-    "ArticleDetail",
-    "ArticleList",
-    "ArticleWritten",
-    "IndexInfo",
-    "CacheInfo",
     "ReloadResponse",
-    "Health",
-    "Readiness",
-    "IsoDatetime",
-    "ARTICLE_ID_PATTERN",
 ]
 
 _FINITE = {"allow_inf_nan": False}
@@ -39,7 +38,10 @@ _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 def _iso_only(value: Any) -> Any:
     # pydantic would read a number as a Unix timestamp; the contract says ISO-8601, so a number is an error
     # rather than a surprising date.
-    if isinstance(value, (int, float)) or (isinstance(value, (str, bytes)) and _NUMBER.fullmatch(value if isinstance(value, str) else value.decode("latin-1"))):
+    if isinstance(value, (int, float)) or (
+        isinstance(value, (str, bytes))
+        and _NUMBER.fullmatch(value if isinstance(value, str) else value.decode("latin-1"))
+    ):
         raise ValueError("expected an ISO-8601 date-time, e.g. 2026-08-01T12:00:00Z")
     return value
 
@@ -111,11 +113,15 @@ class DraftRelatedRequest(_ArticleFields):
     ``section`` here is the draft's own section; to restrict results to sections use the ``section`` query
     parameter. Options given in the body win over the same query parameters."""
 
-    id: str | None = Field(None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed.")
+    id: str | None = Field(
+        None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed."
+    )
     k: int | None = Field(None, ge=1, le=50, strict=True, description="Number of related articles (default 6).")
     exclude_section: str | list[str] | None = None
     tag: str | list[str] | None = None
-    exclude: str | list[str] | None = Field(None, description="Article ids never to return (comma-separated or a list).")
+    exclude: str | list[str] | None = Field(
+        None, description="Article ids never to return (comma-separated or a list)."
+    )
     since: IsoDatetime | None = None
     until: IsoDatetime | None = None
     freshness: float | None = Field(None, gt=0, le=36_500, strict=True, **_FINITE)
@@ -162,13 +168,17 @@ class IndexInfo(BaseModel):
     ready: bool
     reason: str | None = Field(description="Why no index is served, when none is.")
     version: str | None
-    published_version: str | None = Field(description="The version CURRENT names (can differ while loading or after a failed load).")
+    published_version: str | None = Field(
+        description="The version CURRENT names (can differ while loading or after a failed load)."
+    )
     load_error: str | None
     article_count: int
     model: str | None
     built_at: str | None
     loaded_at: str | None
-    pending_changes: int = Field(description="Live changes (PUT/DELETE) applied on top of the version, not yet built in.")
+    pending_changes: int = Field(
+        description="Live changes (PUT/DELETE) applied on top of the version, not yet built in."
+    )
     wal_seq: int | None
     cache: CacheInfo
 

@@ -77,9 +77,11 @@ class ServerProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         wait_until(self._healthy, timeout, 0.1, f"server on port {self.port} (log: {self.log_path})")
         return self
 

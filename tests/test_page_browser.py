@@ -87,12 +87,15 @@ class Page:
             if value:
                 return value
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {expression}; page: {self.js('document.body.innerText.slice(0, 500)')}")
+        raise AssertionError(
+            f"timed out waiting for {expression}; page: {self.js('document.body.innerText.slice(0, 500)')}"
+        )
 
     def click(self, selector: str) -> None:
         """A real mouse click at the element's centre (press and release), as a person would do it."""
         rect = self.js(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " e.scrollIntoView({block: 'center'});"
             " const r = e.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
         )
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
@@ -109,7 +112,9 @@ def server(demo_index: Path, tmp_path_factory, embedder):
     root = copy_index(demo_index, tmp_path_factory.mktemp("browser") / "index")
     settings = Settings(index_dir=root, admin_token=ADMIN_TOKEN, poll_interval=0, host="127.0.0.1", port=free_port())
     app = create_app(settings, embedder=embedder)
-    uv = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False))
+    uv = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     wait_until(lambda: uv.started, 30, 0.05, "uvicorn")
@@ -130,7 +135,9 @@ def browser(tmp_path_factory):
     )
     port_file = profile / "DevToolsActivePort"
     try:
-        wait_until(lambda: port_file.exists() and port_file.read_text().strip(), 30, 0.05, "chromium's DevToolsActivePort")
+        wait_until(
+            lambda: port_file.exists() and port_file.read_text().strip(), 30, 0.05, "chromium's DevToolsActivePort"
+        )
         port = int(port_file.read_text().splitlines()[0])
         targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
         page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
@@ -153,7 +160,10 @@ def _goto(page: Page, url: str) -> None:
 
 def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) -> None:
     _goto(browser, server + "/#/article/demo-006")
-    browser.wait_for("document.body.dataset.state === 'article' && document.querySelectorAll('#related-list .related-link').length > 0")
+    browser.wait_for(
+        "document.body.dataset.state === 'article'"
+        " && document.querySelectorAll('#related-list .related-link').length > 0"
+    )
     assert browser.js("document.getElementById('article-title').dataset.id") == "demo-006"
     assert browser.js("document.getElementById('related-heading').textContent") == "Related Articles"
     assert browser.js("!document.getElementById('related-box').hidden")
@@ -175,12 +185,17 @@ def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) 
     target = browser.js("document.querySelector('#related-list .related-link').dataset.id")
     target_title = browser.js("document.querySelector('#related-list .related-link').textContent")
     browser.click("#related-list .related-link")
-    browser.wait_for(f"document.getElementById('article-title').dataset.id === {json.dumps(target)} && document.body.dataset.state === 'article'")
+    browser.wait_for(
+        f"document.getElementById('article-title').dataset.id === {json.dumps(target)}"
+        " && document.body.dataset.state === 'article'"
+    )
     assert browser.js("location.hash") == "#/article/" + target
     assert browser.js("document.getElementById('article-title').textContent") == target_title
     # the related box now belongs to the new article, which is not in its own list
     browser.wait_for("document.querySelectorAll('#related-list .related-link').length > 0")
-    assert target not in browser.js("[...document.querySelectorAll('#related-list .related-link')].map(a => a.dataset.id)")
+    assert target not in browser.js(
+        "[...document.querySelectorAll('#related-list .related-link')].map(a => a.dataset.id)"
+    )
     # back returns to the first article: the hash is the state
     browser.js("history.back()")
     browser.wait_for("document.getElementById('article-title').dataset.id === 'demo-006'")
@@ -197,13 +212,21 @@ def test_search_filters_the_picker(browser: Page, server: str) -> None:
         " return t.length > 0 && t.every(x => x.toLowerCase().includes('okafor')); })()"
     )
     browser.click("#picker-list .picker-link")
-    browser.wait_for("document.body.dataset.state === 'article' && document.querySelectorAll('#related-list .related-link').length > 0")
+    browser.wait_for(
+        "document.body.dataset.state === 'article'"
+        " && document.querySelectorAll('#related-list .related-link').length > 0"
+    )
     assert "okafor" in browser.js("document.getElementById('article-title').textContent").lower()
 
 
 def test_article_text_is_never_markup(browser: Page, server: str) -> None:
     title = '<img src=x onerror="window.__pwned = 1"> Comet <b>Okafor-Lind</b> probe'
-    r = httpx.put(server + "/v1/articles/xss%2Fprobe", json={"title": title, "body": "<script>window.__pwned = 2</script>"}, headers=admin_headers(), timeout=30)
+    r = httpx.put(
+        server + "/v1/articles/xss%2Fprobe",
+        json={"title": title, "body": "<script>window.__pwned = 2</script>"},
+        headers=admin_headers(),
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     stored = httpx.get(server + "/v1/articles/xss/probe", timeout=10).json()["title"]
     _goto(browser, server + "/#/article/" + "xss%2Fprobe")

@@ -103,7 +103,10 @@ def test_unknown_article_is_404(client: TestClient) -> None:
     _error(client.post("/healthz"), 405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("article_id", ["news/2026/08/story.html", "with space", "50% off", "dots.and-dashes_", "ünïcödé/ид", "related/at-the-start"])
+@pytest.mark.parametrize(
+    "article_id",
+    ["news/2026/08/story.html", "with space", "50% off", "dots.and-dashes_", "ünïcödé/ид", "related/at-the-start"],
+)
 def test_ids_with_slashes_dots_spaces_and_percent(client: TestClient, article_id: str) -> None:
     path = "/v1/articles/" + quote(article_id, safe="/")
     r = client.put(path, json=_draft(), headers=admin_headers())
@@ -138,7 +141,9 @@ def test_post_related_for_a_draft(client: TestClient) -> None:
 
 def test_post_related_options_in_body_and_query(client: TestClient) -> None:
     r = client.post("/v1/related", params={"section": "world", "k": 2}, json=_draft())
-    assert r.status_code == 200 and len(r.json()["items"]) == 2 and all(i["section"] == "world" for i in r.json()["items"])
+    assert (
+        r.status_code == 200 and len(r.json()["items"]) == 2 and all(i["section"] == "world" for i in r.json()["items"])
+    )
     r = client.post("/v1/related", params={"k": 2}, json=_draft(k=4, exclude_section=["science"]))
     assert len(r.json()["items"]) == 4 and all(i["section"] != "science" for i in r.json()["items"])
     own = client.post("/v1/related", json=_draft(id="demo-002", k=10)).json()
@@ -180,7 +185,9 @@ def test_body_over_the_limit_is_413(client: TestClient) -> None:
             yield b"x" * 100_000
         yield b'"}'
 
-    r = client.put("/v1/articles/streamed", content=chunks(), headers={"content-type": "application/json", **admin_headers()})
+    r = client.put(
+        "/v1/articles/streamed", content=chunks(), headers={"content-type": "application/json", **admin_headers()}
+    )
     _error(r, 413, "body_too_large")
     assert client.get("/v1/articles/streamed").status_code == 404
 
@@ -200,7 +207,7 @@ def test_admin_auth(client: TestClient) -> None:
         assert r.headers["www-authenticate"] == "Bearer"
         _error(client.request(method, path, headers=admin_headers("wrong"), **kwargs), 403, "forbidden")
         _error(client.request(method, path, headers={"Authorization": "Basic abc"}, **kwargs), 401, "unauthorized")
-        unicode = {"Authorization": "Bearer tökén-ünïcode".encode("utf-8")}
+        unicode = {"Authorization": "Bearer tökén-ünïcode".encode()}
         _error(client.request(method, path, headers=unicode, **kwargs), 403, "forbidden")
     assert client.get("/v1/articles/demo-001").status_code == 200  # nothing was deleted
     # auth comes before body validation: no hints about the body without a token
@@ -216,11 +223,19 @@ def test_admin_disabled_without_a_token(index_dir: Path, embedder) -> None:
 
 
 def test_put_and_delete(client: TestClient) -> None:
-    r = client.put("/v1/articles/live-1", json=_draft(section="science", published_at="2026-08-20T10:00:00Z"), headers=admin_headers())
+    r = client.put(
+        "/v1/articles/live-1",
+        json=_draft(section="science", published_at="2026-08-20T10:00:00Z"),
+        headers=admin_headers(),
+    )
     assert r.status_code == 201 and r.json()["created"] is True and r.json()["wal_seq"] == 1
     related = client.get(RELATED.format("live-1")).json()
     assert related["items"] and any("Okafor-Lind" in i["title"] for i in related["items"])
-    r = client.put("/v1/articles/live-1", json=_draft(id="live-1", title="Replaced headline about comet Okafor-Lind"), headers=admin_headers())
+    r = client.put(
+        "/v1/articles/live-1",
+        json=_draft(id="live-1", title="Replaced headline about comet Okafor-Lind"),
+        headers=admin_headers(),
+    )
     assert r.status_code == 200 and r.json()["created"] is False
     assert client.get("/v1/articles/live-1").json()["title"] == "Replaced headline about comet Okafor-Lind"
     info = IndexInfo.model_validate(client.get("/v1/index").json())
@@ -233,12 +248,18 @@ def test_put_and_delete(client: TestClient) -> None:
 
 
 def test_put_validation(client: TestClient) -> None:
-    error = _error(client.put("/v1/articles/a1", json=_draft(id="other"), headers=admin_headers()), 422, "invalid_request")
+    error = _error(
+        client.put("/v1/articles/a1", json=_draft(id="other"), headers=admin_headers()), 422, "invalid_request"
+    )
     assert "id" in error["message"]
     _error(client.put("/v1/articles/a1", json={"body": "no title"}, headers=admin_headers()), 422, "invalid_request")
-    error = _error(client.put("/v1/articles/a1", json=_draft(tags=[1, 2]), headers=admin_headers()), 422, "invalid_request")
+    error = _error(
+        client.put("/v1/articles/a1", json=_draft(tags=[1, 2]), headers=admin_headers()), 422, "invalid_request"
+    )
     assert "tags" in error["message"]
-    error = _error(client.put("/v1/articles/" + "x" * 300, json=_draft(), headers=admin_headers()), 422, "invalid_request")
+    error = _error(
+        client.put("/v1/articles/" + "x" * 300, json=_draft(), headers=admin_headers()), 422, "invalid_request"
+    )
     assert "id" in error["message"]
     error = _error(client.put("/v1/articles/%20padded", json=_draft(), headers=admin_headers()), 422, "invalid_request")
     assert "id" in error["message"]
@@ -287,14 +308,22 @@ def test_etag_cache_control_and_304(client: TestClient) -> None:
     assert again.headers["etag"] == etag and again.json() == r.json()
     not_modified = client.get(RELATED.format("demo-006"), params={"k": 4}, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304 and not_modified.content == b"" and not_modified.headers["etag"] == etag
-    assert client.get(RELATED.format("demo-006"), params={"k": 4}, headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
+    assert (
+        client.get(RELATED.format("demo-006"), params={"k": 4}, headers={"If-None-Match": f'"x", W/{etag}'}).status_code
+        == 304
+    )
     assert client.get(RELATED.format("demo-006"), params={"k": 5}, headers={"If-None-Match": etag}).status_code == 200
     # a live change invalidates: same URL, new ETag, old one no longer matches
     client.put("/v1/articles/live-2", json=_draft(), headers=admin_headers())
     changed = client.get(RELATED.format("demo-006"), params={"k": 4}, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     listing = client.get("/v1/articles", params={"query": "comet"})
-    assert client.get("/v1/articles", params={"query": "comet"}, headers={"If-None-Match": listing.headers["etag"]}).status_code == 304
+    assert (
+        client.get(
+            "/v1/articles", params={"query": "comet"}, headers={"If-None-Match": listing.headers["etag"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_cache_max_age_is_configurable(index_dir: Path, embedder) -> None:
@@ -313,7 +342,10 @@ def test_cors_from_settings(index_dir: Path, embedder) -> None:
         r = c.get(RELATED.format("demo-001"), headers={"Origin": "https://news.example"})
         assert r.headers["access-control-allow-origin"] == "https://news.example"
         assert "etag" in r.headers["access-control-expose-headers"].lower()
-        pre = c.options(RELATED.format("demo-001"), headers={"Origin": "https://news.example", "Access-Control-Request-Method": "GET"})
+        pre = c.options(
+            RELATED.format("demo-001"),
+            headers={"Origin": "https://news.example", "Access-Control-Request-Method": "GET"},
+        )
         assert pre.status_code == 200
         other = c.get(RELATED.format("demo-001"), headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
@@ -382,7 +414,18 @@ def test_openapi_contract(client: TestClient) -> None:
     paths = schema["paths"]
     related = paths["/v1/articles/{article_id}/related"]["get"]
     names = {p["name"] for p in related["parameters"]}
-    assert names == {"article_id", "k", "section", "exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity"}
+    assert names == {
+        "article_id",
+        "k",
+        "section",
+        "exclude_section",
+        "tag",
+        "exclude",
+        "since",
+        "until",
+        "freshness",
+        "diversity",
+    }
     k = next(p for p in related["parameters"] if p["name"] == "k")["schema"]
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 6)
     assert related["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelatedResponse")

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (a dev dependency)")
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from service_fixtures import ADMIN_TOKEN, copy_index  # noqa: E402
+from hypothesis import HealthCheck, Phase, settings
+from service_fixtures import ADMIN_TOKEN, copy_index
 
-from recommender.serving import LiveIndex  # noqa: E402
-from recommender.settings import Settings  # noqa: E402
-from service import create_app  # noqa: E402
+from recommender.serving import LiveIndex
+from recommender.settings import Settings
+from service import create_app
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 60
 
 
 # The schema does not depend on the index, so it is read at collection time from an app whose LiveIndex is

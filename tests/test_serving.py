@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,18 @@ def live(index_dir: Path, embedder) -> LiveIndex:
     return index
 
 
-def _article(article_id: str, title: str = "Tessera probe sends first images from comet Okafor-Lind orbit", **extra) -> object:
-    return parse_article({"id": article_id, "title": title, "body": "The Tessera spacecraft orbiting comet Okafor-Lind sent images.", "section": "science", **extra})
+def _article(
+    article_id: str, title: str = "Tessera probe sends first images from comet Okafor-Lind orbit", **extra
+) -> object:
+    return parse_article(
+        {
+            "id": article_id,
+            "title": title,
+            "body": "The Tessera spacecraft orbiting comet Okafor-Lind sent images.",
+            "section": "science",
+            **extra,
+        }
+    )
 
 
 def _ids(payload: dict) -> list[str]:
@@ -86,14 +96,21 @@ def test_query_normalisation_shares_cache_entries() -> None:
     b = RelatedQuery.build(5, section=["politics", "world"], exclude=["a", "b", "a"])
     assert a.key() == b.key()
     naive = RelatedQuery.build(5, since=datetime(2026, 8, 1))
-    aware = RelatedQuery.build(5, since=datetime(2026, 8, 1, tzinfo=timezone.utc))
+    aware = RelatedQuery.build(5, since=datetime(2026, 8, 1, tzinfo=UTC))
     assert naive.key() == aware.key()
     assert RelatedQuery.build(6, freshness=7).overrides() == {"freshness_half_life_days": 7.0}
 
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"k": 0}, "k"), ({"k": 51}, "k"), ({"k": True}, "k"), ({"freshness": 0.0}, "freshness"), ({"freshness": float("nan")}, "freshness"), ({"diversity": 1.5}, "diversity")],
+    [
+        ({"k": 0}, "k"),
+        ({"k": 51}, "k"),
+        ({"k": True}, "k"),
+        ({"freshness": 0.0}, "freshness"),
+        ({"freshness": float("nan")}, "freshness"),
+        ({"diversity": 1.5}, "diversity"),
+    ],
 )
 def test_query_validation_names_the_option(kwargs: dict, field: str) -> None:
     k = kwargs.pop("k", 6)
@@ -177,7 +194,7 @@ def test_catch_up_applies_changes_logged_by_another_process(live: LiveIndex, ind
     # and a write here after the other process wrote keeps both in log order
     other.upsert(_article("from/other-2"))
     live.upsert(_article("from/here"))
-    assert {"from/other-2", "from/here"} <= set(a.id for a in live.snapshot.recommender.catalog.articles)
+    assert {"from/other-2", "from/here"} <= {a.id for a in live.snapshot.recommender.catalog.articles}
     assert live.snapshot.seq == 4
 
 
