@@ -66,16 +66,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _utc(value: datetime | None, name: str = "date") -> datetime | None:
-    """Aware UTC; a naive time means UTC. ValueError (naming the option) when it has no UTC equivalent."""
+def to_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC; a naive time means UTC. A time with no UTC equivalent (year 1 at +18:00, year 9999 at
+    -18:00) is clamped to the first or last representable instant: as a bound that is the same as no bound."""
     if value is None:
         return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
     try:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        value.timestamp()
-    except (OverflowError, ValueError, OSError):
-        raise ValueError(f"{name}: date out of range") from None
-    return value
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if value.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
 
 
 def _names(values: Any) -> tuple[str, ...]:
@@ -128,8 +130,8 @@ class RelatedQuery:
             exclude_sections=_names(exclude_section),
             tags=_names(tag),
             exclude=_names(exclude),
-            since=_utc(since, "since"),
-            until=_utc(until, "until"),
+            since=to_utc(since),
+            until=to_utc(until),
             freshness=float(freshness) if freshness is not None else None,
             diversity=float(diversity) if diversity is not None else None,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from recommender.article import parse_article
-from recommender.errors import FieldError
-from recommender.serving import LiveIndex, RelatedQuery, article_dict
+from recommender.serving import LiveIndex, RelatedQuery, article_dict, to_utc
 from recommender.settings import Settings
 
 from .errors import ApiError, error_response
@@ -187,17 +185,12 @@ def _cached_response(request: Request, settings: Settings, payload: Any, etag: s
     return _json(payload, headers=headers)
 
 
-def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: set[str] = frozenset()) -> dict[str, Any]:
-    record = body.model_dump(exclude=exclude | {"published_at", "updated_at"})
+def _record(body: ArticleIn | DraftRelatedRequest, article_id: str, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    record = body.model_dump(exclude=set(exclude | {"published_at", "updated_at"}))
     for name in ("published_at", "updated_at"):
-        value = getattr(body, name)
+        value = to_utc(getattr(body, name))
         if value is not None:
-            try:
-                if value.tzinfo is None:
-                    value = value.replace(tzinfo=UTC)
-                record[name] = value.astimezone(UTC).isoformat()
-            except (OverflowError, ValueError):
-                raise FieldError(name, "date out of range") from None
+            record[name] = value.isoformat()
     record["id"] = article_id
     return record
 

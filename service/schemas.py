@@ -46,6 +46,14 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
+def _json_number(value: Any) -> Any:
+    # JSON numbers only: pydantic's lax mode would also take "5" or true, which the schema calls invalid;
+    # strict mode would refuse 5.0, which JSON Schema calls a valid integer.
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError("expected a JSON number")
+    return value
+
+
 #: A date-time given as an ISO-8601 string (a naive one means UTC).
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
@@ -116,7 +124,9 @@ class DraftRelatedRequest(_ArticleFields):
     id: str | None = Field(
         None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed."
     )
-    k: int | None = Field(None, ge=1, le=50, strict=True, description="Number of related articles (default 6).")
+    k: Annotated[int | None, BeforeValidator(_json_number)] = Field(
+        None, ge=1, le=50, description="Number of related articles (default 6)."
+    )
     exclude_section: str | list[str] | None = None
     tag: str | list[str] | None = None
     exclude: str | list[str] | None = Field(
@@ -124,8 +134,8 @@ class DraftRelatedRequest(_ArticleFields):
     )
     since: IsoDatetime | None = None
     until: IsoDatetime | None = None
-    freshness: float | None = Field(None, gt=0, le=36_500, strict=True, **_FINITE)
-    diversity: float | None = Field(None, ge=0, le=1, strict=True, **_FINITE)
+    freshness: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, gt=0, le=36_500, **_FINITE)
+    diversity: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, ge=0, le=1, **_FINITE)
 
 
 class ArticleSummary(BaseModel):
