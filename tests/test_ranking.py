@@ -95,3 +95,19 @@ def test_config_validation_and_files(tmp_path):
         RankingConfig.from_file(tmp_path / "bad.json")
     with pytest.raises(ConfigurationError, match="cannot read ranking configuration"):
         RankingConfig.from_file(tmp_path / "missing.json")
+
+
+def test_feedback_lifts_the_candidate_that_resembles_the_top_ones():
+    import scipy.sparse as sp
+
+    # Candidates 0 and 1 are the same event (similar to each other); 2 is a look-alike that scores a bit
+    # higher than 1 against the source but resembles nothing else in the list.
+    v = np.array([[1, 0, 0], [0.9, 0.436, 0], [0, 0, 1]], dtype=np.float32)
+    c = _cands([0.9, 0.5, 0.55], [0.9, 0.5, 0.55], vectors=v)
+    c.lexical_rows = sp.csr_matrix(v)
+    plain = rank(_source(), c, RankingConfig(prf_docs=0), 3)
+    assert [i.position for i in plain] == [0, 2, 1]
+    fed = rank(_source(), c, RankingConfig(prf_docs=1, prf_weight=1.0), 3)
+    assert [i.position for i in fed] == [0, 1, 2]
+    # score = (fused + weight * similarity to the top candidate) / (1 + weight)
+    assert fed[1].score == pytest.approx((0.5 + 1.0 * (0.9 * 1 + 0.436 * 0)) / 2, rel=1e-4)
