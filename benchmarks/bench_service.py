@@ -13,7 +13,8 @@ measurements see the same machine. Three runs:
 * ``related, cache off``: ``GET /v1/articles/{id}/related?k=6`` over uniformly random ids of the whole corpus
   with the response cache disabled: every request ranks (worst case);
 * ``related, cache on``: the same route with ids drawn from a Zipf(1.1) popularity, as article views are
-  (a few stories get most views), with the default in-process cache: the production case.
+  (a few stories get most views), with the in-process cache (10,000 entries) warmed for ``--warmup`` seconds
+  by the same traffic: the production case. The cache hit ratio during the measurement is printed.
 
 The target is related (cache on) >= 50% of ping's requests/s; the cache-off ratio is printed too.
 """
@@ -192,13 +193,39 @@ async def _httpx_load(base: str, paths: list[str], duration: float, connections:
     }
 
 
-def measure(tool: str, base: str, paths: list[str], duration: float, connections: int) -> dict[str, Any]:
-    # Warm-up: first requests pay for lazy loading and allocator growth.
+def measure(
+    tool: str, base: str, paths: list[str], duration: float, connections: int, warmup: float = 2.0
+) -> dict[str, Any]:
+    """Warm up (first requests pay for lazy loading; the cached run fills its cache), then measure."""
     if tool == "wrk":
-        run_wrk(base, paths, 2, connections)
-        return run_wrk(base, paths, duration, connections)
-    asyncio.run(_httpx_load(base, paths, 2, connections))
-    return asyncio.run(_httpx_load(base, paths, duration, connections))
+        run_wrk(base, paths, warmup, connections)
+    else:
+        asyncio.run(_httpx_load(base, paths, warmup, connections))
+    before = _cache_counts(base)
+    result = (
+        run_wrk(base, paths, duration, connections)
+        if tool == "wrk"
+        else asyncio.run(_httpx_load(base, paths, duration, connections))
+    )
+    after = _cache_counts(base)
+    if before and after:
+        hits, misses = after[0] - before[0], after[1] - before[1]
+        result["cache_hit_ratio"] = hits / (hits + misses) if hits + misses else None
+    return result
+
+
+def _cache_counts(base: str) -> tuple[float, float] | None:
+    """(hits, misses) from the service's /metrics; None for the trivial app."""
+    import httpx
+
+    try:
+        text = httpx.get(base + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    values = dict(re.findall(r"^(recommender_cache_(?:hits|misses)_total) ([0-9.e+]+)$", text, re.MULTILINE))
+    if len(values) != 2:
+        return None
+    return float(values["recommender_cache_hits_total"]), float(values["recommender_cache_misses_total"])
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -223,6 +250,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tool", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--warmup", type=float, default=20.0, help="seconds of warm-up for the cached run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -248,17 +276,20 @@ def main() -> None:
         results["ping"] = measure(tool, f"http://127.0.0.1:{port}", ["/ping"], args.duration, args.connections)
     finally:
         stop(proc)
-    for name, cache_size, paths in (("related, cache off", 0, uniform), ("related, cache on", 10_000, zipf)):
+    runs = (("related, cache off", 0, uniform, 2.0), ("related, cache on", 10_000, zipf, args.warmup))
+    for name, cache_size, paths, warmup in runs:
         port = _free_port()
         proc = start_service(args.index_dir, port, cache_size)
         try:
-            results[name] = measure(tool, f"http://127.0.0.1:{port}", paths, args.duration, args.connections)
+            results[name] = measure(tool, f"http://127.0.0.1:{port}", paths, args.duration, args.connections, warmup)
         finally:
             stop(proc)
 
-    print(f"\n{'run':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"\n{'run':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'cache hits':>12}")
     for name, r in results.items():
-        print(f"{name:<22}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors'] + r['non2xx']:>8}")
+        ratio = r.get("cache_hit_ratio")
+        hits = f"{ratio:.1%}" if ratio is not None else "-"
+        print(f"{name:<22}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors'] + r['non2xx']:>8}{hits:>12}")
     ping = results["ping"]["rps"]
     for name in ("related, cache off", "related, cache on"):
         print(f"{name} / ping = {results[name]['rps'] / ping:.2f}")

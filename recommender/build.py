@@ -111,6 +111,18 @@ def _embed(embedder: Embedder, articles: Sequence[Article], settings: Settings, 
     texts = [embedding_text(a, strategy=settings.text_strategy, lead_words=settings.lead_words) for a in articles]
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
+    if settings.engine == "ray":
+        from .distributed import ray_embed
+
+        return ray_embed(
+            texts,
+            model=settings.model,
+            backend=settings.embedding_backend,
+            batch_size=settings.batch_size,
+            max_seq_length=settings.max_seq_length,
+            address=settings.ray_address,
+            workers=settings.ray_workers,
+        )
     chunk = 4096  # one progress step per chunk; ST sorts each chunk by length to cut padding
     out = []
     bar = None

@@ -86,13 +86,19 @@ def build(
     gate: Annotated[Optional[Path], typer.Option(help="Ground truth (qrels TSV) for the publish quality gate.")] = None,
     max_drop: Annotated[float, typer.Option(help="Gate: refuse when nDCG@10 drops more than this.")] = 0.01,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON build report here.")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="Embedding engine: local or ray (pip install .[distributed]).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address, e.g. auto or ray://head:10001 [default: start a local Ray].")] = None,
+    ray_workers: Annotated[Optional[int], typer.Option(min=1, help="Embedding actors on Ray [default: one per CPU].")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a new index version from an export and publish it atomically.
 
     Example: recommender build export.jsonl --index-dir /srv/related/index
     """
-    settings = _settings(index_dir=index_dir, model=model, embedding_backend=backend, index_type=index_type, max_reject_share=max_reject_share)
+    settings = _settings(
+        index_dir=index_dir, model=model, embedding_backend=backend, index_type=index_type, max_reject_share=max_reject_share,
+        engine=engine, ray_address=ray_address, ray_workers=ray_workers,
+    )
 
     def go():
         from .build import build_index

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists probed per search.")
     neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
 
+    engine: str = Field("local", description="Embedding engine: local, or ray (needs the distributed extra).")
+    ray_address: str | None = Field(None, description="Ray cluster address (auto, ray://host:10001); unset starts a local Ray.")
+    ray_workers: int | None = Field(None, ge=1, description="Embedding actors on Ray [default: one per CPU].")
+
     # -- service ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -61,6 +65,13 @@ class Settings(BaseSettings):
     def _backend(cls, value: str) -> str:
         if value not in BACKENDS:
             raise ValueError(f"must be one of {', '.join(BACKENDS)}")
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in ("local", "ray"):
+            raise ValueError("must be one of local, ray")
         return value
 
     @field_validator("text_strategy")

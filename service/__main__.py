@@ -1,4 +1,8 @@
-"""``python -m service``: serve with settings from RECOMMENDER_* environment variables."""
+"""``python -m service``: serve with settings from RECOMMENDER_* environment variables.
+
+RECOMMENDER_LOG_LEVEL (default info) and RECOMMENDER_ACCESS_LOG (default 1; 0 turns uvicorn's access log off)
+only concern this entry point; everything else is :class:`recommender.settings.Settings`.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from recommender.settings import Settings
 from .app import run
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=os.environ.get("RECOMMENDER_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    run(Settings(), access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")
+    level = os.environ.get("RECOMMENDER_LOG_LEVEL", "info").lower()
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(Settings(), log_level=level, access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")

@@ -25,6 +25,7 @@ __all__ = [
     "Readiness",
     "Reason",
     "RelatedItem",
+    "RelatedParams",
     "RelatedResponse",
     "ReloadResponse",
 ]
@@ -50,7 +51,7 @@ def _json_number(value: Any) -> Any:
     # JSON numbers only: pydantic's lax mode would also take "5" or true, which the schema calls invalid;
     # strict mode would refuse 5.0, which JSON Schema calls a valid integer.
     if isinstance(value, (bool, str, bytes)):
-        raise ValueError("expected a JSON number")
+        raise ValueError("expected a JSON number")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
     return value
 
 
@@ -136,6 +137,28 @@ class DraftRelatedRequest(_ArticleFields):
     until: IsoDatetime | None = None
     freshness: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, gt=0, le=36_500, **_FINITE)
     diversity: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, ge=0, le=1, **_FINITE)
+
+
+class RelatedParams(BaseModel):
+    """The query options of the related routes, validated as one model (one pass, not one per parameter)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    k: int = Field(6, ge=1, le=50, description="How many related articles.")
+    section: str | None = Field(None, max_length=2000, description="Only these sections (comma-separated).")
+    exclude_section: str | None = Field(None, max_length=2000, description="Never these sections (comma-separated).")
+    tag: str | None = Field(
+        None, max_length=2000, description="Only articles with one of these tags (comma-separated)."
+    )
+    exclude: str | None = Field(None, max_length=20_000, description="Article ids never to return (comma-separated).")
+    since: IsoDatetime | None = Field(None, description="Only articles published at or after (ISO-8601).")
+    until: IsoDatetime | None = Field(None, description="Only articles published at or before (ISO-8601).")
+    freshness: float | None = Field(
+        None, gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay."
+    )
+    diversity: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied."
+    )
 
 
 class ArticleSummary(BaseModel):
