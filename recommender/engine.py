@@ -203,12 +203,14 @@ class Recommender:
         return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [])
 
     def _candidate_pool(self, source: Source, query_lex: sp.csr_matrix, n: int, precomputed: int | None) -> np.ndarray:
+        """First round for an indexed article: its precomputed lists (a lookup). Otherwise, or when a
+        widened pool is needed, a FAISS search plus a lexical scan for the top ``n`` of each retriever."""
         base_n = self.catalog.base_count
         parts: list[np.ndarray] = [self.catalog.live_positions()]
         sem = self.neighbors["semantic"]
-        if precomputed is not None and precomputed < base_n and n <= sem.shape[1]:
-            parts.append(np.asarray(sem[precomputed, :n]))
-            parts.append(np.asarray(self.neighbors["lexical"][precomputed, :n]))
+        if precomputed is not None and precomputed < base_n and n <= max(sem.shape[1], self.config.candidates):
+            parts.append(np.asarray(sem[precomputed]))
+            parts.append(np.asarray(self.neighbors["lexical"][precomputed]))
         else:
             if base_n:
                 _, positions = self.store.search_positions(source.vector, min(n, base_n))
@@ -243,7 +245,7 @@ class Recommender:
             filters = Filters(filters.sections, filters.exclude_sections, filters.tags, filters.language, filters.exclude_ids, since, until)
         catalog = self.catalog
         mask = catalog.eligible(filters, exclude) if (filters.active or filters.exclude_ids) else None
-        n = max(config.candidates, 4 * k)
+        n = max(config.candidates, 2 * k)
         explain = lambda pos: self.lexical.top_terms(query_lex, catalog.lexical_rows(np.array([pos])))  # noqa: E731
         while True:
             if mask is not None and mask.sum() <= _EXHAUSTIVE_LIMIT and (filters.active or n > config.candidates):
@@ -260,7 +262,7 @@ class Recommender:
             items = rank(source, catalog.gather(pool, source, query_lex), config, k, explain=explain)
             if len(items) >= k or exhaustive:
                 return [self._to_related(item) for item in items]
-            n *= 4
+            n = max(n * 4, 4 * config.candidates)
 
     def _to_related(self, item: RankedItem) -> Related:
         return Related(self.catalog.articles[item.position], item.score, item.reasons)

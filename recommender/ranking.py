@@ -35,8 +35,8 @@ class RankingConfig:
     #: ``weighted``: weighted sum of cosines; ``rrf``: reciprocal-rank fusion of the two candidate lists
     fusion: str = "weighted"
     rrf_k: int = 60
-    #: candidates taken from each retriever before re-ranking
-    candidates: int = 100
+    #: candidates taken from each retriever before re-ranking (the build precomputes this many per article)
+    candidates: int = 50
     #: pseudo-relevance feedback: also score each candidate by its fused similarity to the top
     #: ``prf_docs`` candidates, times ``prf_weight`` (the cluster hypothesis: same-event articles resemble
     #: each other more than look-alikes do); 0 turns it off
