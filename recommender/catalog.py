@@ -125,26 +125,28 @@ class Catalog:
     def eligible(self, filters: Filters, exclude: Sequence[int] = ()) -> np.ndarray:
         """Boolean mask over all positions: alive, not excluded, and passing every filter."""
         mask = self.alive.copy()
+        n = len(mask)  # a concurrent add may have grown the other arrays already: read only this far
         if filters.sections:
-            mask &= np.isin(self.sections, [s.lower() for s in filters.sections])
+            mask &= np.isin(self.sections[:n], [s.lower() for s in filters.sections])
         if filters.exclude_sections:
-            mask &= ~np.isin(self.sections, [s.lower() for s in filters.exclude_sections])
+            mask &= ~np.isin(self.sections[:n], [s.lower() for s in filters.exclude_sections])
         if filters.language:
-            mask &= self.languages == filters.language.lower()
+            mask &= self.languages[:n] == filters.language.lower()
         with np.errstate(invalid="ignore"):
             if filters.since is not None:
-                mask &= self.published >= filters.since.timestamp()
+                mask &= self.published[:n] >= filters.since.timestamp()
             if filters.until is not None:
-                mask &= self.published <= filters.until.timestamp()
+                mask &= self.published[:n] <= filters.until.timestamp()
         if filters.tags:
             wanted = {t.lower() for t in filters.tags}
-            mask &= np.fromiter((bool(wanted & t) for t in self.tags), dtype=bool, count=len(self.tags))
+            tags = self.tags
+            mask &= np.fromiter((bool(wanted & tags[i]) for i in range(n)), dtype=bool, count=n)
         for article_id in filters.exclude_ids:
             pos = self.positions.get(article_id)
-            if pos is not None:
+            if pos is not None and pos < n:
                 mask[pos] = False
         for pos in exclude:
-            if 0 <= pos < len(mask):
+            if 0 <= pos < n:
                 mask[pos] = False
         return mask
 
@@ -166,22 +168,27 @@ class Catalog:
 
     # -- live changes -------------------------------------------------------------------------
     def add(self, article: Article, vector: np.ndarray, signature: np.ndarray, lexical_row: sp.csr_matrix) -> int:
-        """Append (or replace) an article; the old row of a replaced id stops being served at once."""
-        old = self.positions.get(article.id)
-        if old is not None:
-            self.alive[old] = False
+        """Append (or replace) an article; the old row of a replaced id stops being served at once.
+
+        Readers may run concurrently (the service takes no lock for reads): every per-position array is
+        grown first, then the id becomes reachable through ``positions`` last, so a reader never sees a
+        position whose arrays are not there yet."""
         pos = len(self.articles)
-        self.articles.append(article)
         self._live.vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         self._live.signatures.append(np.asarray(signature, dtype=np.uint32).reshape(1, -1))
         self._live.lexical.append(sp.csr_matrix(lexical_row, dtype=np.float32))
         self._live_cache = None
-        self.positions[article.id] = pos
-        self.alive = np.append(self.alive, True)
         self.published = np.append(self.published, _epoch(article))
         self.sections = np.append(self.sections, np.array([_lower(article.section)], dtype=object))
         self.languages = np.append(self.languages, np.array([_lower(article.language)], dtype=object))
-        self.tags.append(frozenset(t.lower() for t in article.tags))
+        self.tags = [*self.tags, frozenset(t.lower() for t in article.tags)]
+        self.articles = [*self.articles, article]
+        alive = np.append(self.alive, True)
+        old = self.positions.get(article.id)
+        if old is not None:
+            alive[old] = False
+        self.alive = alive
+        self.positions[article.id] = pos
         return pos
 
     def remove(self, article_id: str) -> bool:

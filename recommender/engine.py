@@ -246,7 +246,6 @@ class Recommender:
         catalog = self.catalog
         mask = catalog.eligible(filters, exclude) if (filters.active or filters.exclude_ids) else None
         n = max(config.candidates, 2 * k)
-        explain = lambda pos: self.lexical.top_terms(query_lex, catalog.lexical_rows(np.array([pos])))  # noqa: E731
         while True:
             if mask is not None and mask.sum() <= _EXHAUSTIVE_LIMIT and (filters.active or n > config.candidates):
                 pool = np.flatnonzero(mask)
@@ -259,7 +258,11 @@ class Recommender:
                 else:
                     pool = pool[catalog.alive[pool]]
                     pool = pool[~np.isin(pool, exclude)]
-            items = rank(source, catalog.gather(pool, source, query_lex), config, k, explain=explain)
+            candidates = catalog.gather(pool, source, query_lex)
+            items = rank(
+                source, candidates, config, k,
+                explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
+            )
             if len(items) >= k or exhaustive:
                 return [self._to_related(item) for item in items]
             n = max(n * 4, 4 * config.candidates)

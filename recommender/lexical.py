@@ -81,6 +81,21 @@ class LexicalModel:
         matrix = self.matrix_ if rows is None else self.matrix_[rows]
         return np.asarray((matrix @ query.T).toarray()).ravel()
 
+    def top_terms_many(self, query: sp.csr_matrix, rows: sp.csr_matrix, n: int = 3) -> list[list[str]]:
+        """:meth:`top_terms` of one query row against many rows, in one sparse product."""
+        self._check_fitted()
+        product = sp.csr_matrix(rows.multiply(query))
+        out = []
+        for r in range(product.shape[0]):
+            start, end = product.indptr[r], product.indptr[r + 1]
+            if start == end:
+                out.append([])
+                continue
+            data = product.data[start:end]
+            order = np.argsort(-data)[:n]
+            out.append([str(self.terms_[product.indices[start + i]]) for i in order])
+        return out
+
     def top_terms(self, a: sp.csr_matrix, b: sp.csr_matrix, n: int = 3) -> list[str]:
         """Terms that contribute most to the similarity of two documents: the 'why' an editor can read."""
         self._check_fitted()

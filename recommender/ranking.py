@@ -186,7 +186,7 @@ def rank(
     config: RankingConfig,
     k: int,
     *,
-    explain: Callable[[int], list[str]] | None = None,
+    explain: Callable[[list[int]], list[list[str]]] | None = None,
 ) -> list[RankedItem]:
     """Best ``k`` of the (already eligible) candidates. Near-duplicates of the source and of each other never
     both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked."""
@@ -235,29 +235,29 @@ def rank(
             chosen_sigs.append(sigs[i])
 
     items = []
-    for i in chosen:
+    # One batched call for all picks: explanations are a large share of a request's cost otherwise.
+    all_terms = explain(chosen) if explain is not None and chosen else [[] for _ in chosen]
+    for i, terms in zip(chosen, all_terms):
         pos = int(candidates.positions[i])
         item = RankedItem(pos, float(relevance[i]), float(candidates.semantic[i]), float(candidates.lexical[i]))
-        item.reasons = _reasons(source, i, pos, item, candidates, explain)
+        item.reasons = _reasons(source, i, item, candidates, terms)
         items.append(item)
     return items
 
 
-def _reasons(source: Source, i: int, pos: int, item: RankedItem, c: Candidates, explain: Callable[[int], list[str]] | None) -> list[dict[str, Any]]:
+def _reasons(source: Source, i: int, item: RankedItem, c: Candidates, terms: list[str]) -> list[dict[str, Any]]:
     """Short, machine-readable: a page can render each as a chip ("Shares: ceasefire, Geneva")."""
     reasons: list[dict[str, Any]] = []
-    if explain is not None:
-        terms = explain(pos)
-        if terms:
-            reasons.append({"type": "shared_terms", "terms": terms})
+    if terms:
+        reasons.append({"type": "shared_terms", "terms": terms})
     shared_tags = sorted(source.tags & c.tags[i])
     if shared_tags:
         reasons.append({"type": "shared_tags", "tags": shared_tags[:5]})
     section = c.sections[i]
     if source.section and section == source.section:
         reasons.append({"type": "same_section", "section": section})
-    reasons.append({"type": "similar_meaning", "score": round(item.semantic, 3)})
+    reasons.append({"type": "similar_meaning", "score": round(float(item.semantic), 3)})
     published = c.published[i]
     if not math.isnan(source.published) and not math.isnan(published):
-        reasons.append({"type": "published_gap", "days": round((published - source.published) / _DAY, 1)})
+        reasons.append({"type": "published_gap", "days": round(float(published - source.published) / _DAY, 1)})
     return reasons

@@ -278,6 +278,8 @@ class RelatedResult:
     payload: dict[str, Any]
     etag: str
     cached: bool
+    #: the snapshot state (version and log position) the payload was computed on
+    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -518,12 +520,12 @@ class LiveIndex:
         hit_key = (snap.state, *key)
         hit = self.cache.get(hit_key)
         if hit is not None:
-            return RelatedResult(hit, _etag(*hit_key), True)
+            return RelatedResult(hit, _etag(*hit_key), True, hit_key[0])
         with snap.lock.read():
             full_key = (snap.state, *key)  # a live change may have landed while we waited for the lock
             payload = compute()
         self.cache.put(full_key, payload)
-        return RelatedResult(payload, _etag(*full_key), False)
+        return RelatedResult(payload, _etag(*full_key), False, full_key[0])
 
     def related_etag(self, article_id: str, query: RelatedQuery) -> str:
         """The ETag a related response would carry now, without computing it (for If-None-Match)."""
@@ -534,7 +536,7 @@ class LiveIndex:
         snap = self.snapshot
         key = (snap.state, "related", article_id, query.key())
         hit = self.cache.get(key, count_miss=False)
-        return RelatedResult(hit, _etag(*key), True) if hit is not None else None
+        return RelatedResult(hit, _etag(*key), True, key[0]) if hit is not None else None
 
     def related(self, article_id: str, query: RelatedQuery) -> RelatedResult:
         snap = self.snapshot

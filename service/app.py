@@ -18,6 +18,7 @@ from recommender.settings import Settings
 
 from .api import STATIC_DIR, router
 from .errors import BodyLimitMiddleware, install_error_handlers
+from .fastpath import RelatedFastPath
 from .metrics import Metrics, MetricsMiddleware
 
 __all__ = ["create_app", "run"]
@@ -86,8 +87,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    # Outermost last: CORS answers preflights, the body limit runs before any route reads, metrics see all.
+    # Outermost last: metrics see all, CORS wraps every answer (fast-path hits too), the body limit runs
+    # before any route reads.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RelatedFastPath, live=lambda: getattr(app.state, "live", None), max_age=settings.cache_max_age)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

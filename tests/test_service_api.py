@@ -334,8 +334,26 @@ def test_etag_cache_control_and_304(client: TestClient) -> None:
     )
 
 
+def test_fast_path_hits_match_the_route_exactly(client: TestClient) -> None:
+    url = RELATED.format("news/with%20space")
+    client.put("/v1/articles/news/with%20space", json=_draft(), headers=admin_headers())
+    first = client.get(url, params={"k": 3, "section": "science"})  # computed by the route
+    second = client.get(url, params={"k": 3, "section": "science"})  # answered from the cache before routing
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    for header in ("etag", "cache-control", "content-type", "content-length"):
+        assert first.headers[header] == second.headers[header]
+    hits = client.get("/metrics").text
+    assert "recommender_cache_hits_total 1.0" in hits
+    assert 'route="/v1/articles/{article_id:any_id}/related",status="200"} 2.0' in hits
+    # a delete changes the state: the cached bytes are never served again
+    client.delete("/v1/articles/news/with%20space", headers=admin_headers())
+    _error(client.get(url, params={"k": 3, "section": "science"}), 404, "article_not_found")
+
+
 def test_cache_max_age_is_configurable(index_dir: Path, embedder) -> None:
     with _client(index_dir, embedder, cache_max_age=5) as c:
+        assert c.get(RELATED.format("demo-001")).headers["cache-control"] == "public, max-age=5"
         assert c.get(RELATED.format("demo-001")).headers["cache-control"] == "public, max-age=5"
 
 
@@ -347,8 +365,9 @@ def test_no_cors_by_default(client: TestClient) -> None:
 
 def test_cors_from_settings(index_dir: Path, embedder) -> None:
     with _client(index_dir, embedder, cors_origins=["https://news.example"]) as c:
-        r = c.get(RELATED.format("demo-001"), headers={"Origin": "https://news.example"})
-        assert r.headers["access-control-allow-origin"] == "https://news.example"
+        for _ in range(2):  # computed, then a cache hit: both carry the CORS headers
+            r = c.get(RELATED.format("demo-001"), headers={"Origin": "https://news.example"})
+            assert r.headers["access-control-allow-origin"] == "https://news.example"
         assert "etag" in r.headers["access-control-expose-headers"].lower()
         pre = c.options(
             RELATED.format("demo-001"),
