@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -135,7 +136,8 @@ class Recommender:
             signatures = np.load(path / SIGNATURES_FILE, mmap_mode="r" if mmap else None)
             lexical = LexicalModel.load(path)
             neighbors = {k: np.load(path / f, mmap_mode="r" if mmap else None) for k, f in NEIGHBORS_FILES.items()}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            # Damaged files fail in many ways (a bad CRC in the TF-IDF matrix is a BadZipFile): all mean the same.
             raise ManifestError(f"{path}: version unreadable: {exc}") from None
         if [a.id for a in articles] != store.ids:
             raise StoreError(f"{path}: articles and vectors are out of step")

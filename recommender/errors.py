@@ -11,6 +11,8 @@ __all__ = [
     "ConfigurationError",
     "ValidationFailedError",
     "DiskFullError",
+    "LiveWriteError",
+    "StorageFullError",
 ]
 
 
@@ -80,3 +82,19 @@ class DiskFullError(RecommenderError):
 
     code = "disk_full"
     exit_code = 6
+
+
+class LiveWriteError(RecommenderError, OSError):
+    """A live change could not be made durable (the write-ahead log could not be written): it was neither
+    acknowledged nor applied, and the log holds nothing of it. An OSError too, for callers that catch those."""
+
+    code = "write_failed"
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno N]"; the message already says what happened
+        return self.strerror if self.strerror else super().__str__()
+
+
+class StorageFullError(LiveWriteError):
+    """The disk holding the write-ahead log is full (or over quota): free space, then retry the change."""
+
+    code = "insufficient_storage"

@@ -4,10 +4,15 @@ Every accepted change is appended and fsynced before it is acknowledged, so it s
 replays the entries newer than its loaded version; the next build folds them in and records the last
 sequence number it folded (``wal_seq`` in the manifest), after which they are compacted away.
 Appends and compaction share an flock, so a build never drops an entry a service is writing.
+
+An append either lands whole or not at all: a failed or short write (a full disk) is cut back off before the
+error is raised, and a torn tail left by a process killed mid-write is cut off, under the lock, before the
+next append (else the next entry would be glued to it and lost as one unreadable line).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -21,6 +26,7 @@ from typing import Any, Iterator
 from index import atomic_writer
 
 from .article import Article, parse_article
+from .errors import LiveWriteError, StorageFullError
 
 __all__ = ["WriteAheadLog", "LogEntry", "WAL_FILE"]
 
@@ -44,8 +50,17 @@ class WriteAheadLog:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Only live/ is created: a missing index directory (removed under a running service) is an error to
+        # report, not something to recreate half of.
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            raise LiveWriteError(
+                errno.ENOENT, f"index directory {self.path.parent.parent} is missing; restore it or publish a build"
+            ) from None
+        except OSError as exc:
+            raise _write_error(exc, self._lock_path) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -79,17 +94,59 @@ class WriteAheadLog:
 
     def _append(self, record: dict[str, Any]) -> int:
         with self._locked():
+            self._cut_torn_tail()
             seq = self._last_seq_cached() + 1
             record = {"seq": seq, "at": time.time(), **record}
             line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line)
-                os.fsync(fd)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _write_error(exc, self.path) from None
+            try:
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(line)
+                    while view:  # os.write may write part of the line (a nearly full disk) and return
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except OSError as exc:
+                    # Nothing of an unacknowledged entry may stay: cut the file back to where it was.
+                    try:
+                        os.ftruncate(fd, start)
+                        os.fsync(fd)
+                    except OSError:
+                        logger.exception("%s: could not cut back a failed append", self.path)
+                    raise _write_error(exc, self.path) from None
             finally:
                 os.close(fd)
-            self._seq_cache = (seq, self.path.stat().st_size)
+            self._seq_cache = (seq, start + len(line))
             return seq
+
+    def _cut_torn_tail(self) -> None:
+        """Drop an unfinished last line (its writer died before fsync returned: never acknowledged).
+        Caller holds the lock, so no live writer is mid-append."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+                return
+            end = size
+            while end > 0:  # scan back block by block for the last complete line
+                block = os.pread(fd, min(65536, end), max(0, end - 65536))
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    end = end - len(block) + newline + 1
+                    break
+                end -= len(block)
+            logger.warning("%s: cutting off an unfinished entry of %d bytes left by a crash", self.path, size - end)
+            os.ftruncate(fd, end)
+            os.fsync(fd)
+            self._seq_cache = None
+        finally:
+            os.close(fd)
 
     def _last_seq_cached(self) -> int:
         # Re-reading the whole log on every append would be O(n^2); the cache is valid while the file
@@ -110,6 +167,8 @@ class WriteAheadLog:
         return self._append({"op": "delete", "id": article_id})
 
     def entries(self, after: int = 0) -> list[LogEntry]:
+        if not self.path.parent.is_dir():
+            return []  # no live change logged yet (or the index directory is gone)
         with self._locked():
             return [e for e in self._read() if e.seq > after and e.op != "mark"]
 
@@ -138,3 +197,9 @@ class WriteAheadLog:
                     fh.write(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
             self._seq_cache = None
             return sum(1 for e in keep if e.op != "mark")
+
+
+def _write_error(exc: OSError, path: Path) -> LiveWriteError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StorageFullError(exc.errno, f"no space left on the device of {path}; the change was not made")
+    return LiveWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; the change was not made")

@@ -311,6 +311,9 @@ class LiveIndex:
         self._reload_lock = threading.Lock()  # one load at a time
         self._write_lock = threading.Lock()  # live changes in log order; a reload's final catch-up and swap
         self._failed: tuple[str, str] | None = None  # (version, reason) of the last version that failed to load
+        #: set while what CURRENT names cannot be read at all (index directory or version folder gone) although a
+        #: version is served from memory; cleared when it is back
+        self._missing: str | None = None
         self._reason: str | None = "not loaded yet"
         self._wal_size: int | None = None
         self.reloads = 0
@@ -351,7 +354,10 @@ class LiveIndex:
 
     @property
     def load_error(self) -> str | None:
-        """The reason the published version is not the one served (it failed to load), or None."""
+        """Why the published version is not the one served (it failed to load, or the index directory or the
+        version folder is gone while this process serves from memory), or None."""
+        if self._missing is not None:
+            return self._missing
         if self._failed is None:
             return None
         version, reason = self._failed
@@ -376,6 +382,9 @@ class LiveIndex:
             old = self._snapshot
             name = self.directory.current()
             if name is None:
+                if old is not None:
+                    self._set_missing(self._nothing_published(old))
+                    raise ReloadFailedError(self._nothing_published(old))
                 self._reason = f"no index published in {self.directory.root}; run `recommender build` first"
                 raise NotReadyError(self._reason)
             if old is not None and old.version == name and not force:
@@ -390,16 +399,23 @@ class LiveIndex:
                     embedder=self.embedder,
                     version=name,
                     mmap=self.settings.mmap,
+                    verify_digests=self.settings.verify_digests,
                 )
                 entries = self.wal.entries(after=rec.wal_seq)
                 rec.replay(entries)
-            except (RecommenderError, StoreError, OSError, ValueError) as exc:
-                if isinstance(exc, NoVersionError):
-                    # CURRENT names a folder not there (yet): a copy in progress, worth retrying on the next poll.
+            except Exception as exc:  # noqa: BLE001 - whatever a bad version raises, it must not take the service down
+                if isinstance(exc, NoVersionError) or not self._version_present(name):
+                    # CURRENT names a folder not there (yet, or any more): a copy in progress or a directory being
+                    # restored, worth retrying on the next poll rather than marking the version as broken.
                     if old is None:
                         self._reason = str(exc)
+                    else:
+                        self._set_missing(f"{exc}; still serving {old.version} from memory")
                     raise NotReadyError(str(exc)) from None
-                self._failed = (name, str(exc))
+                if not isinstance(exc, (RecommenderError, StoreError, OSError, ValueError)):
+                    logger.exception("unexpected error loading version %s", name)
+                self._set_missing(None)  # the version is there but broken: the failure below says how
+                self._failed = (name, _one_line(exc))
                 if old is None:
                     self._reason = self.load_error
                 logger.error(
@@ -417,6 +433,7 @@ class LiveIndex:
                     pending += len(late)
                 self._snapshot = Snapshot(rec, name, time.time(), seq, pending)
                 self._failed = None
+                self._set_missing(None)
                 self._reason = None
                 self.cache.clear()
                 self._wal_size = self._wal_file_size()
@@ -431,12 +448,44 @@ class LiveIndex:
             )
             return ReloadResult(name, old.version if old else None, True, seconds, pending)
 
+    def _set_missing(self, message: str | None) -> None:
+        if message != self._missing:
+            if message is not None:
+                logger.error("%s", message)
+            elif self._missing is not None:
+                logger.info("the published index is readable again")
+        self._missing = message
+
+    def _version_present(self, name: str) -> bool:
+        try:
+            return self.directory.version_path(name).is_dir()
+        except NoVersionError:
+            return False
+
+    def _nothing_published(self, snap: Snapshot) -> str:
+        root = self.directory.root
+        what = "the index directory is missing" if not root.is_dir() else "its CURRENT pointer is missing"
+        return f"nothing is published in {root} ({what}); still serving {snap.version} from memory"
+
     def maybe_reload(self) -> bool:
         """For the poller: load a newly published version, and apply log entries other processes wrote."""
         name = self.directory.current()
         snap = self._snapshot
+        if snap is not None:
+            # Report (and stop reporting) an index directory removed or restored under us. Reads go on from memory.
+            if name is None:
+                self._set_missing(self._nothing_published(snap))
+                return False
+            if name == snap.version:
+                if not self._version_present(name):
+                    self._set_missing(
+                        f"published version {name} is missing from {self.directory.root}; still serving it from memory"
+                    )
+                    return False
+                self._set_missing(None)
         if name is not None and (snap is None or name != snap.version):
             if self._failed is not None and self._failed[0] == name:
+                self._set_missing(None)
                 return False
             try:
                 return self.reload().changed
@@ -642,3 +691,8 @@ def article_dict(article: Article) -> dict[str, Any]:
         "language": article.language,
         "updated_at": _iso(article.updated_at),
     }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

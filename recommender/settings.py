@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     cache_size: int = Field(10_000, ge=0, description="In-process response cache entries.")
     poll_interval: float = Field(5.0, ge=0.0, description="Seconds between checks for a newly published version; 0 = off.")
     mmap: bool = Field(False, description="Memory-map index files so several workers share them.")
+    verify_digests: bool = Field(
+        True,
+        description="Check every file of a version against its manifest digest before serving it: catches "
+        "same-size corruption (a bit flip in the vectors would otherwise be served silently); one extra read "
+        "of the files per load.",
+    )
 
     # -- ranking ----------------------------------------------------------------------------
     ranking: RankingConfig = Field(default_factory=RankingConfig)

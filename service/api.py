@@ -327,7 +327,10 @@ async def index_info(live: LiveDep) -> Response:
     status_code=200,
     tags=["admin"],
     summary="Insert (201) or replace (200) one article; durable before the response",
-    responses={201: {"model": ArticleWritten, "description": "Created"}, **error_responses(401, 403, 413, 422, 503)},
+    responses={
+        201: {"model": ArticleWritten, "description": "Created"},
+        **error_responses(401, 403, 413, 422, 503, 507),
+    },
     dependencies=[Depends(require_admin)],
 )
 def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Response:
@@ -353,7 +356,7 @@ def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Res
     status_code=204,
     tags=["admin"],
     summary="Delete one article; durable before the response",
-    responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 503)},
+    responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 503, 507)},
     dependencies=[Depends(require_admin)],
 )
 def delete_article(article_id: ArticleId, live: LiveDep) -> Response:
@@ -401,8 +404,15 @@ async def readyz(live: LiveDep) -> Response:
         return error_response(
             503, "not_ready", f"no index loaded: {live.reason}", headers={"Cache-Control": "no-store"}
         )
+    # Still 200 when a newer version failed to load or the files are gone: this process answers correctly from
+    # what it loaded, and taking it out of rotation would turn a bad build into an outage. load_error says why.
     return _json(
-        {"status": "ready", "version": snap.version, "load_error": live.load_error},
+        {
+            "status": "ready",
+            "version": snap.version,
+            "published_version": live.directory.current(),
+            "load_error": live.load_error,
+        },
         headers={"Cache-Control": "no-store"},
     )
 

@@ -18,7 +18,14 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index import StoreError
-from recommender.errors import ArticleNotFoundError, ConfigurationError, FieldError, RecommenderError
+from recommender.errors import (
+    ArticleNotFoundError,
+    ConfigurationError,
+    FieldError,
+    LiveWriteError,
+    RecommenderError,
+    StorageFullError,
+)
 from recommender.serving import NotReadyError, ReloadFailedError
 
 __all__ = ["ApiError", "BodyLimitMiddleware", "error_response", "install_error_handlers"]
@@ -37,6 +44,7 @@ _CODES = {
     422: "invalid_request",
     500: "internal_error",
     503: "not_ready",
+    507: "insufficient_storage",
 }
 
 
@@ -101,6 +109,11 @@ def _domain_error(exc: Exception) -> Response:
         return error_response(422, "invalid_request", str(exc), fields=[exc.field])
     if isinstance(exc, (NotReadyError, ReloadFailedError)):
         return error_response(503, exc.code, str(exc))
+    if isinstance(exc, LiveWriteError):
+        # The change could not be made durable, so it was not made: 507 for a full disk (the operator must free
+        # space), 503 for anything else (e.g. the index directory is gone). Reads keep working either way.
+        logger.error("live change refused: %s", exc)
+        return error_response(507 if isinstance(exc, StorageFullError) else 503, exc.code, str(exc))
     if isinstance(exc, ConfigurationError):
         # Request options are validated before they reach the engine, so this is the server's configuration
         # (e.g. the model is missing): the request was fine, the service cannot serve it.

@@ -230,8 +230,15 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str
-    version: str
-    load_error: str | None = Field(None, description="Set when a newer published version failed to load.")
+    version: str = Field(description="The version served.")
+    published_version: str | None = Field(
+        None, description="The version CURRENT names; differs from version while a newer one cannot be served."
+    )
+    load_error: str | None = Field(
+        None,
+        description="Why the published version is not the one served: it failed to load (corrupted, truncated), "
+        "or the index directory or version folder is gone and the served one answers from memory.",
+    )
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -242,6 +249,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Article not found",
         413: "Request body too large",
         422: "Invalid parameter or body",
-        503: "No index loaded",
+        503: "No index loaded (not_ready), or a live change could not be written (write_failed)",
+        507: "No space left for the write-ahead log (insufficient_storage); the change was not made",
     }
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}
