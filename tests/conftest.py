@@ -62,3 +62,11 @@ def demo_recommender(demo_index, embedder):
     from recommender.engine import Recommender
 
     return Recommender.open(demo_index, embedder=embedder)
+
+
+# Property tests explore new examples locally; in CI they replay a fixed sequence so a run is reproducible.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
