@@ -25,6 +25,7 @@ from .compare import Comparison, compare_to_baseline
 from .groundtruth import UnknownIds, qrels_summary, unknown_ids
 from .metrics import (
     NDCG_GAINS,
+    _check_cutoffs,
     RANKING_METRICS,
     catalog_coverage,
     freshness,
@@ -130,16 +131,6 @@ def _check_systems(systems: Sequence[System]) -> list[System]:
             raise EvaluationError(f"duplicate system name {name!r}: names key every result")
         names.append(name)
     return systems
-
-
-def _check_cutoffs(cutoffs: Iterable[int]) -> tuple[int, ...]:
-    values = tuple(cutoffs)
-    if not values:
-        raise ValueError("cutoffs must not be empty")
-    for k in values:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"cutoffs must be positive integers, got {k!r}")
-    return tuple(sorted({int(k) for k in values}))
 
 
 def _vector_lookup(vectors: Any, articles: Sequence[Article] | None) -> Mapping[str, np.ndarray] | None:
