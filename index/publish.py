@@ -232,8 +232,19 @@ class IndexDirectory:
         current = self.current()
         names = self.names()
         doomed = [n for n in names[: max(0, len(names) - keep)] if n != current]
+        if not doomed:
+            return []
+        trash = self.root / STAGING_DIR
+        trash.mkdir(parents=True, exist_ok=True)
+        moved = []
         for name in doomed:
-            shutil.rmtree(self.versions_dir / name, ignore_errors=True)
-        if doomed:
-            fsync_dir(self.versions_dir)
+            # One atomic rename takes the version out of versions/ whole; deleting its files one by one there
+            # would leave a half-deleted version behind if the process died midway (seen with kill -9 during gc).
+            # What is moved aside is deleted below, or by the next build's clean_staging if we die first.
+            target = trash / f"{name}.deleted-{secrets.token_hex(3)}"
+            os.rename(self.versions_dir / name, target)
+            moved.append(target)
+        fsync_dir(self.versions_dir)
+        for target in moved:
+            shutil.rmtree(target, ignore_errors=True)
         return doomed

@@ -403,7 +403,7 @@ class LiveIndex:
                 )
                 entries = self.wal.entries(after=rec.wal_seq)
                 rec.replay(entries)
-            except Exception as exc:  # noqa: BLE001 - whatever a bad version raises, it must not take the service down
+            except Exception as exc:  # whatever a bad version raises, it must not take the service down
                 if isinstance(exc, NoVersionError) or not self._version_present(name):
                     # CURRENT names a folder not there (yet, or any more): a copy in progress or a directory being
                     # restored, worth retrying on the next poll rather than marking the version as broken.

@@ -6,6 +6,7 @@ import hmac
 import logging
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from anyio import CapacityLimiter, to_thread
@@ -321,6 +322,23 @@ async def index_info(live: LiveDep) -> Response:
 
 
 # -- admin ----------------------------------------------------------------------------------------
+def _check_path_encoding(request: Request) -> None:
+    """Writes need the id exactly as sent: the server decodes bad UTF-8 in a percent-encoded path (``%FF``) to
+    U+FFFD, which would store or delete a different id than the client named, so that is refused instead."""
+    raw = request.scope.get("raw_path")
+    if raw is None:
+        return
+    try:
+        unquote_to_bytes(raw.decode("latin-1")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "article_id: the percent-encoded bytes in the path are not valid UTF-8",
+            fields=["path.article_id"],
+        ) from None
+
+
 @router.put(
     "/v1/articles/{article_id:article_id}",
     response_model=ArticleWritten,
@@ -333,7 +351,8 @@ async def index_info(live: LiveDep) -> Response:
     },
     dependencies=[Depends(require_admin)],
 )
-def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Response:
+def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep, request: Request) -> Response:
+    _check_path_encoding(request)
     body_id = (body.model_extra or {}).get("id")
     if body_id is not None and body_id != article_id:
         raise ApiError(
@@ -359,7 +378,8 @@ def put_article(article_id: NewArticleId, body: ArticleIn, live: LiveDep) -> Res
     responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 503, 507)},
     dependencies=[Depends(require_admin)],
 )
-def delete_article(article_id: ArticleId, live: LiveDep) -> Response:
+def delete_article(article_id: ArticleId, live: LiveDep, request: Request) -> Response:
+    _check_path_encoding(request)
     live.delete(article_id)
     return Response(status_code=204)
 
