@@ -175,6 +175,9 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
         )
     staging = index_dir / ".staging"
     leftovers = len(list(staging.iterdir())) if staging.is_dir() else 0
+    # The CMS's next export carries the last run's pushed article too: without it, a last run that folded and
+    # compacted its live change would see that change removed by the final build, as the export model intends.
+    _write_export(records, export)
     t0 = time.monotonic()
     final = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True, check=False)
     recovery = time.monotonic() - t0

@@ -45,9 +45,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Embedding batch of the service (the build keeps ``batch_size``). Replaying 200 long live changes on one CPU
-#: thread took the same ~10 s at any batch size, but raised peak RSS by 563 MB at 64, 147 MB at 16 and 75 MB at 8:
-#: the attention buffers grow with the batch, and a service replays its log at every reload.
-SERVICE_BATCH_SIZE = 8
+#: thread took the same ~10 s at any batch size (12.2 s at 64), but raised peak RSS by 563 MB at 64, 274 MB at 32,
+#: 147 MB at 16, 75 MB at 8 and 46 MB at 4: the attention buffers grow with the batch, and a service replays its
+#: log at every reload while it serves.
+SERVICE_BATCH_SIZE = 4
 
 
 class NotReadyError(RecommenderError):
