@@ -71,6 +71,13 @@ def _make_index(kind: str, dim: int, spec: IndexSpec, vectors: np.ndarray) -> fa
     raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, got {kind!r}")
 
 
+def _mmap_flags(index_type: str) -> int:
+    """IO_FLAG_MMAP maps IVF inverted lists; IO_FLAG_MMAP_IFC maps flat code storage (flat, HNSW and their SQ
+    variants). FAISS refuses the two together on an IVF index, so each kind gets its own."""
+    kind = faiss.IO_FLAG_MMAP if index_type.startswith("ivf") else faiss.IO_FLAG_MMAP_IFC
+    return kind | faiss.IO_FLAG_READ_ONLY
+
+
 def measure_recall(index: faiss.Index, vectors: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
     """recall@k of ``index`` against exact search, with a seeded sample of the real vectors as queries."""
     n = len(vectors)
@@ -92,10 +99,10 @@ class VectorStore:
     def __init__(self, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index, index_type: str) -> None:
         if len(ids) != index.ntotal or len(ids) != len(vectors):
             raise StoreError(f"{len(ids)} ids for {index.ntotal} indexed and {len(vectors)} stored vectors")
-        self._ids = list(ids)
-        self._positions = {id_: pos for pos, id_ in enumerate(self._ids)}
-        if len(self._positions) != len(self._ids):
+        self._ids = ids if isinstance(ids, list) else list(ids)
+        if len(set(self._ids)) != len(self._ids):
             raise StoreError("duplicate ids in the store")
+        self._positions_map: dict[str, int] | None = None  # built on first use: a million ids cost ~100 MB
         self.vectors = vectors
         self.index = index
         self.index_type = index_type
@@ -130,6 +137,12 @@ class VectorStore:
     @property
     def dimension(self) -> int:
         return int(self.index.d)
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        if self._positions_map is None:
+            self._positions_map = {id_: pos for pos, id_ in enumerate(self._ids)}
+        return self._positions_map
 
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._positions
@@ -189,7 +202,7 @@ class VectorStore:
         directory = Path(directory)
         try:
             ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
-            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            flags = _mmap_flags(index_type) if mmap else 0
             index = faiss.read_index(str(directory / INDEX_FILE), flags)
             vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None)
         except FileNotFoundError as exc:

@@ -25,7 +25,8 @@ from . import __version__
 from .article import Article
 from .dedup import SIGNATURE_SCHEME, dedup_text, minhash_signatures
 from .embedding import Embedder
-from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE, read_articles_file
+from .article_table import read_article_hashes
+from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE
 from .errors import DiskFullError, RecommenderError, ValidationFailedError
 from .lexical import LexicalModel
 from .live import WriteAheadLog
@@ -284,8 +285,7 @@ def _build(
             prev_ids: list[str] = []
             if prev_path is not None and prev_manifest is not None:
                 try:
-                    prev_articles, prev_hashes = read_articles_file(prev_path / ARTICLES_FILE)
-                    prev_ids = [a.id for a in prev_articles]
+                    prev_ids, prev_hashes = read_article_hashes(prev_path / ARTICLES_FILE)
                     if prev_manifest.extra.get("signature_scheme") == SIGNATURE_SCHEME:
                         prev_sigs = np.load(prev_path / SIGNATURES_FILE, mmap_mode="r")
                     if not full and prev_manifest.extra.get("embedding") == key:

@@ -13,17 +13,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .article import Article
+from .article_table import ArticleTable
 from .ranking import Candidates, Filters, Source
 
 __all__ = ["Catalog"]
-
-
-def _epoch(article: Article) -> float:
-    return article.published_at.timestamp() if article.published_at else float("nan")
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
 
 
 @dataclass
@@ -36,28 +29,45 @@ class _Live:
 class Catalog:
     def __init__(
         self,
-        articles: Sequence[Article],
+        articles: ArticleTable | Sequence[Article],
         vectors: np.ndarray,
         signatures: np.ndarray,
         lexical: sp.csr_matrix,
     ) -> None:
-        self.articles: list[Article] = list(articles)
+        self.articles = articles if isinstance(articles, ArticleTable) else ArticleTable.from_articles(articles)
         self.base_count = len(self.articles)
         self._vectors = vectors
         self._signatures = signatures
         self._lexical = lexical
         self._live = _Live([], [], [])
         self._live_cache: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
-        self.positions: dict[str, int] = {a.id: i for i, a in enumerate(self.articles)}
+        self.positions: dict[str, int] = {article_id: i for i, article_id in enumerate(self.articles.ids)}
         self.alive = np.ones(self.base_count, dtype=bool)
-        self.published = np.array([_epoch(a) for a in self.articles], dtype=np.float64)
-        self.sections = np.array([_lower(a.section) for a in self.articles], dtype=object)
-        self.languages = np.array([_lower(a.language) for a in self.articles], dtype=object)
-        self.tags: list[frozenset[str]] = [frozenset(t.lower() for t in a.tags) for a in self.articles]
+
+    # Columns of the article table (grown together by ``add``, one atomic swap of the table).
+    @property
+    def published(self) -> np.ndarray:
+        return self.articles.columns.published
+
+    @property
+    def sections(self) -> np.ndarray:
+        return self.articles.columns.sections
+
+    @property
+    def languages(self) -> np.ndarray:
+        return self.articles.columns.languages
+
+    @property
+    def tags(self) -> list[frozenset[str]]:
+        return self.articles.columns.tags
 
     # -- lookups ------------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.alive.sum())
+
+    @property
+    def signature_width(self) -> int:
+        return int(self._signatures.shape[1])
 
     @property
     def size(self) -> int:
@@ -178,11 +188,7 @@ class Catalog:
         self._live.signatures.append(np.asarray(signature, dtype=np.uint32).reshape(1, -1))
         self._live.lexical.append(sp.csr_matrix(lexical_row, dtype=np.float32))
         self._live_cache = None
-        self.published = np.append(self.published, _epoch(article))
-        self.sections = np.append(self.sections, np.array([_lower(article.section)], dtype=object))
-        self.languages = np.append(self.languages, np.array([_lower(article.language)], dtype=object))
-        self.tags = [*self.tags, frozenset(t.lower() for t in article.tags)]
-        self.articles = [*self.articles, article]
+        self.articles = self.articles.appended(article)
         alive = np.append(self.alive, True)
         old = self.positions.get(article.id)
         if old is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -16,7 +15,8 @@ import scipy.sparse as sp
 
 from index import IndexDirectory, Manifest, ManifestError, StoreError, VectorStore
 
-from .article import Article, parse_article
+from .article import Article
+from .article_table import ArticleTable
 from .catalog import Catalog
 from .dedup import dedup_text, minhash_signatures
 from .embedding import Embedder, resolve_model
@@ -52,17 +52,6 @@ class Related:
             "score": round(self.score, 6),
             "reasons": self.reasons,
         }
-
-
-def read_articles_file(path: Path) -> tuple[list[Article], list[str]]:
-    """Articles of a version with their content hashes (for incremental rebuilds)."""
-    articles, hashes = [], []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            hashes.append(record.pop("_hash", ""))
-            articles.append(parse_article(record, clean_html=False))
-    return articles, hashes
 
 
 class Recommender:
@@ -132,15 +121,16 @@ class Recommender:
             manifest.check_compatible(model=resolve_model(model)[1])
         try:
             store = VectorStore.load(path, index_type=manifest.index_type, mmap=mmap)
-            articles, _ = read_articles_file(path / ARTICLES_FILE)
+            articles = ArticleTable.open(path / ARTICLES_FILE)
             signatures = np.load(path / SIGNATURES_FILE, mmap_mode="r" if mmap else None)
-            lexical = LexicalModel.load(path)
+            lexical = LexicalModel.load(path, mmap=mmap)
             neighbors = {k: np.load(path / f, mmap_mode="r" if mmap else None) for k, f in NEIGHBORS_FILES.items()}
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             # Damaged files fail in many ways (a bad CRC in the TF-IDF matrix is a BadZipFile): all mean the same.
             raise ManifestError(f"{path}: version unreadable: {exc}") from None
-        if [a.id for a in articles] != store.ids:
+        if articles.ids != store.ids:
             raise StoreError(f"{path}: articles and vectors are out of step")
+        articles.ids = store.ids  # one list of id strings for both, not two
         catalog = Catalog(articles, store.vectors, signatures, lexical.matrix_)
         return cls(
             version=path.name,
@@ -277,13 +267,32 @@ class Recommender:
         """Make an article recommendable now (and give it related articles); True when it is new."""
         return self.upsert_many([article])[0]
 
-    def upsert_many(self, articles: list[Article]) -> list[bool]:
-        """Batch form of :meth:`upsert` (one model call), used when replaying the write-ahead log."""
+    def upsert_many(self, articles: list[Article], *, reuse: "Recommender | None" = None) -> list[bool]:
+        """Batch form of :meth:`upsert` (one model call), used when replaying the write-ahead log.
+
+        ``reuse``: the version being replaced. Its live rows with the same text keep their vector and signature,
+        so a reload re-embeds nothing it already embedded (only the TF-IDF rows follow the new vocabulary)."""
         if not articles:
             return []
-        texts = [embedding_text(a, strategy=self.text_strategy, lead_words=self.lead_words) for a in articles]
-        vectors = self.embedder.encode(texts)
-        signatures = minhash_signatures([dedup_text(a.title, a.body) for a in articles])
+        vectors = np.zeros((len(articles), self.store.dimension), dtype=np.float32)
+        signatures = np.zeros((len(articles), self.catalog.signature_width), dtype=np.uint32)
+        todo = list(range(len(articles)))
+        if reuse is not None and self._same_embedding(reuse):
+            old = reuse.catalog
+            found: dict[int, int] = {}
+            for i, article in enumerate(articles):
+                pos = old.position(article.id)
+                if pos is not None and pos >= old.base_count and old.articles[pos].content_hash() == article.content_hash():
+                    found[i] = pos
+            if found:
+                rows, positions = list(found), np.fromiter(found.values(), dtype=np.int64, count=len(found))
+                vectors[rows] = old.vectors(positions)
+                signatures[rows] = old.signatures(positions)
+            todo = [i for i in range(len(articles)) if i not in found]
+        if todo:
+            texts = [embedding_text(articles[i], strategy=self.text_strategy, lead_words=self.lead_words) for i in todo]
+            vectors[todo] = self.embedder.encode(texts)
+            signatures[todo] = minhash_signatures([dedup_text(articles[i].title, articles[i].body) for i in todo])
         lexical_rows = self.lexical.transform([lexical_text(a) for a in articles])
         created = []
         with self._lock:
@@ -292,20 +301,30 @@ class Recommender:
                 self.catalog.add(article, vectors[i], signatures[i], lexical_rows[i])
         return created
 
+    def _same_embedding(self, other: "Recommender") -> bool:
+        """Live rows of ``other`` were embedded by the same model from the same text as this version would."""
+        return (
+            other.manifest.model == self.manifest.model
+            and other.text_strategy == self.text_strategy
+            and other.lead_words == self.lead_words
+            and other.store.dimension == self.store.dimension
+        )
+
     @property
     def wal_seq(self) -> int:
         """Last write-ahead-log entry folded into this version by its build."""
         return int(self.manifest.extra.get("wal_seq", 0) or 0)
 
-    def replay(self, entries: "list[Any]") -> int:
-        """Apply live changes (``recommender.live.LogEntry``) newer than this version, last one per id wins."""
+    def replay(self, entries: "list[Any]", *, reuse: "Recommender | None" = None) -> int:
+        """Apply live changes (``recommender.live.LogEntry``) newer than this version, last one per id wins
+        (``reuse``: see :meth:`upsert_many`)."""
         final: dict[str, Any] = {}
         for entry in entries:
             if entry.seq > self.wal_seq:
                 final.pop(entry.article_id, None)
                 final[entry.article_id] = entry
         upserts = [e.article for e in final.values() if e.op == "upsert" and e.article is not None]
-        self.upsert_many(upserts)
+        self.upsert_many(upserts, reuse=reuse)
         for e in final.values():
             if e.op == "delete":
                 self.delete(e.article_id)

@@ -11,13 +11,15 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from index import atomic_save_npy, atomic_write_json, atomic_writer
+from index import atomic_save_npy, atomic_write_json
 
 __all__ = ["LexicalModel", "LexicalParams"]
 
 PARAMS_FILE = "lexical.json"
 IDF_FILE = "lexical_idf.npy"
-MATRIX_FILE = "lexical_matrix.npz"
+#: The document-term matrix as its three CSR arrays: plain .npy files can be memory-mapped (shared by workers).
+MATRIX_FILES = {"data": "lexical_data.npy", "indices": "lexical_indices.npy", "indptr": "lexical_indptr.npy"}
+LEGACY_MATRIX_FILE = "lexical_matrix.npz"  # versions built before 0.1.0's memory-mapping; still readable
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class LexicalModel:
             matrix = vectorizer.fit_transform(texts) if any(t.strip() for t in texts) else sp.csr_matrix((len(texts), 1))
         self.vectorizer_ = vectorizer
         self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
+        self.matrix_.sort_indices()  # done once here: a memory-mapped copy is read-only
         self.terms_ = np.asarray(vectorizer.get_feature_names_out()) if hasattr(vectorizer, "vocabulary_") else np.asarray([""])
         return self
 
@@ -120,15 +123,17 @@ class LexicalModel:
                 "token_pattern": vec_params["token_pattern"],
             },
             "vocabulary": vocabulary,
+            "matrix_shape": list(self.matrix_.shape),
         }
         atomic_write_json(directory / PARAMS_FILE, state)
         atomic_save_npy(directory / IDF_FILE, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
-        with atomic_writer(directory / MATRIX_FILE) as fh:
-            sp.save_npz(fh, self.matrix_, compressed=False)
-        return [PARAMS_FILE, IDF_FILE, MATRIX_FILE]
+        for part, name in MATRIX_FILES.items():
+            atomic_save_npy(directory / name, np.ascontiguousarray(getattr(self.matrix_, part)))
+        return [PARAMS_FILE, IDF_FILE, *MATRIX_FILES.values()]
 
     @classmethod
-    def load(cls, directory: Path) -> "LexicalModel":
+    def load(cls, directory: Path, *, mmap: bool = False) -> "LexicalModel":
+        """``mmap`` maps the matrix read-only, so worker processes share one copy in the page cache."""
         directory = Path(directory)
         state = json.loads((directory / PARAMS_FILE).read_text(encoding="utf-8"))
         model = cls(LexicalParams(**state["params"]))
@@ -144,7 +149,14 @@ class LexicalModel:
             vectorizer.vocabulary_ = state["vocabulary"]
             vectorizer.idf_ = np.load(directory / IDF_FILE)
         model.vectorizer_ = vectorizer
-        model.matrix_ = sp.load_npz(directory / MATRIX_FILE).tocsr()
+        if "matrix_shape" in state:
+            mode = "r" if mmap else None
+            parts = {part: np.load(directory / name, mmap_mode=mode) for part, name in MATRIX_FILES.items()}
+            matrix = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=tuple(state["matrix_shape"]))
+            matrix.has_sorted_indices = True  # sorted at fit; checking would read the whole mapped file
+            model.matrix_ = matrix
+        else:
+            model.matrix_ = sp.load_npz(directory / LEGACY_MATRIX_FILE).tocsr()
         terms = np.empty(len(state["vocabulary"]) or 1, dtype=object)
         terms[:] = ""
         for term, idx in state["vocabulary"].items():

@@ -411,7 +411,7 @@ class LiveIndex:
                     verify_digests=self.settings.verify_digests,
                 )
                 entries = self.wal.entries(after=rec.wal_seq)
-                rec.replay(entries)
+                rec.replay(entries, reuse=old.recommender if old is not None else None)
             except Exception as exc:  # whatever a bad version raises, it must not take the service down
                 if isinstance(exc, NoVersionError) or not self._version_present(name):
                     # CURRENT names a folder not there (yet, or any more): a copy in progress or a directory being
@@ -437,7 +437,7 @@ class LiveIndex:
                 # Changes acknowledged while we loaded went to the old object and the log: fold them in too.
                 late = self.wal.entries(after=seq)
                 if late:
-                    rec.replay(late)
+                    rec.replay(late, reuse=old.recommender if old is not None else None)
                     seq = max(seq, late[-1].seq)
                     pending += len(late)
                 self._snapshot = Snapshot(rec, name, time.time(), seq, pending)
@@ -627,24 +627,26 @@ class LiveIndex:
         section_key = section.lower() if section else None
 
         def compute() -> dict[str, Any]:
-            catalog = snap.recommender.catalog
+            # Scans the title and section columns; only the page's articles are read in full.
+            table = snap.recommender.catalog.articles
+            alive = snap.recommender.catalog.alive
+            n = len(alive)
+            ids, titles, sections, published = table.ids, table.titles, table.columns.sections, table.columns.published
             found = []
-            for pos, article in enumerate(catalog.articles):
-                if not catalog.alive[pos]:
-                    continue
-                if section_key and (article.section or "").lower() != section_key:
+            for pos in range(n):
+                if not alive[pos] or (section_key and sections[pos] != section_key):
                     continue
                 if words:
-                    text = f"{article.title} {article.id}".lower()
+                    text = f"{titles[pos]} {ids[pos]}".lower()
                     if not all(w in text for w in words):
                         continue
-                found.append(article)
-            found.sort(key=lambda a: (-(a.published_at.timestamp() if a.published_at else -math.inf), a.id))
+                found.append(pos)
+            found.sort(key=lambda p: (-(published[p] if published[p] == published[p] else -math.inf), ids[p]))
             page = found[offset : offset + limit]
             return {
                 "index_version": snap.version,
                 "total": len(found),
-                "items": [summary_dict(a) for a in page],
+                "items": [summary_dict(table[p]) for p in page],
             }
 
         return self._cached(snap, ("search", words, section_key, limit, offset), compute)

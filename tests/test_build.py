@@ -1,12 +1,11 @@
 """The build pipeline end to end with the real model: publish, incremental reuse, rejects, validation, WAL folding."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import DEMO_CORPUS, write_jsonl
+from conftest import write_jsonl
 from index import IndexDirectory, Manifest, ManifestMismatchError
 from recommender import RejectsExceededError, ValidationFailedError
 from recommender.build import build_index

@@ -1,7 +1,6 @@
 """Near-duplicate detection on real data: the demo corpus's re-published copies, reuters21578's duplicate
 bodies, and no false alarms across different stories of ecbplus-dev."""
 
-import json
 from collections import defaultdict
 
 import numpy as np

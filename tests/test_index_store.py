@@ -80,16 +80,21 @@ def test_bad_inputs():
         store.search(v[0], 0)
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "hnsw_sq8", "ivf", "ivf_sq8"])
 @pytest.mark.parametrize("mmap", [False, True])
-def test_save_load_round_trip(tmp_path, mmap):
-    ids, v = _data(200)
-    store = VectorStore.build(ids, v, IndexSpec(index_type="hnsw"))
+def test_save_load_round_trip(tmp_path, mmap, kind):
+    ids, v = _data(2000)
+    store = VectorStore.build(ids, v, IndexSpec(index_type=kind))
     files = store.save(tmp_path)
-    loaded = VectorStore.load(tmp_path, index_type="hnsw", mmap=mmap)
-    assert loaded.ids == ids and loaded.index_type == "hnsw"
+    loaded = VectorStore.load(tmp_path, index_type=kind, mmap=mmap)
+    assert loaded.ids == ids and loaded.index_type == kind
     np.testing.assert_array_equal(loaded.search_positions(v[:5], 5)[1], store.search_positions(v[:5], 5)[1])
     np.testing.assert_array_equal(np.asarray(loaded.vector("id-3")), v[3])
     assert sorted(files) == ["ids.json", "vectors.faiss", "vectors.npy"]
+    # Memory-mapped means the files back the memory (shared by every worker), not private copies.
+    maps = open("/proc/self/maps", encoding="utf-8").read()
+    assert (str(tmp_path / "vectors.faiss") in maps) is mmap
+    assert (str(tmp_path / "vectors.npy") in maps) is mmap
 
 
 def test_load_errors(tmp_path):

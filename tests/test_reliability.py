@@ -91,7 +91,7 @@ DAMAGE = [
     ("vectors.npy", "flip", "digest"),
     ("vectors.faiss", "truncate", "bytes, manifest says"),
     ("articles.jsonl", "flip", "digest"),
-    ("lexical_matrix.npz", "garbage", "manifest says"),
+    ("lexical_data.npy", "garbage", "manifest says"),
     ("signatures.npy", "flip", "digest"),
     ("manifest.json", "truncate", "manifest unreadable"),
     ("manifest.json", "garbage", "manifest unreadable"),

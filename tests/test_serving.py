@@ -11,6 +11,7 @@ from service_fixtures import copy_index, publish_copy
 
 from index import IndexDirectory
 from recommender.article import parse_article
+from recommender.engine import Recommender
 from recommender.errors import ArticleNotFoundError
 from recommender.live import WriteAheadLog
 from recommender.serving import LiveIndex, NotReadyError, RelatedQuery, ReloadFailedError, ResponseCache
@@ -214,6 +215,27 @@ def test_reload_swaps_versions_and_keeps_live_changes(live: LiveIndex, index_dir
     # a request that started on the old version finishes on it
     assert old.recommender.related("demo-006", 3)
     assert live.reload().changed is False
+
+
+def test_reload_reuses_the_live_vectors_it_already_embedded(live: LiveIndex, index_dir: Path, embedder, monkeypatch) -> None:
+    live.upsert(_article("live/a"))
+    live.upsert(_article("live/b", title="Harbour strike ends after pay deal in Ostrava"))
+    before = {i: live.snapshot.recommender.catalog.vectors([live.snapshot.recommender.catalog.position(i)])[0] for i in ("live/a", "live/b")}
+    encoded: list[str] = []
+    real_encode = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: (encoded.extend(texts), real_encode(texts, **kw))[1])
+    publish_copy(index_dir)
+    assert live.maybe_reload() is True
+    assert encoded == []  # a reload replays the log without calling the model again
+    rec = live.snapshot.recommender
+    for article_id, vector in before.items():
+        assert (rec.catalog.vectors([rec.catalog.position(article_id)])[0] == vector).all()
+    assert live.related("live/b", Q).payload["items"]
+    # Text that differs from what the old version holds is embedded again.
+    changed = _article("live/a", title="Tessera probe loses contact with Earth")
+    fresh = Recommender.open(index_dir, embedder=embedder)
+    fresh.upsert_many([changed, _article("live/b", title="Harbour strike ends after pay deal in Ostrava")], reuse=rec)
+    assert len(encoded) == 1 and encoded[0].startswith("Tessera probe loses contact")
 
 
 def test_failed_load_keeps_serving_the_previous_version(live: LiveIndex, index_dir: Path) -> None:

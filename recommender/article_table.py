@@ -1,0 +1,170 @@
+"""The articles of one served version, by position: read back from the version's file when a response needs them.
+
+Ranking and filters read only a few columns per article (date, section, language, tags), and the title search
+reads titles; bodies, summaries, URLs, authors and labels are needed only for the handful of articles in a
+response. Holding every article as a Python object costs a service about 0.8 KB per article plus its text (4-5 KB
+for a real news body): 5 GB per worker at a million articles. So the columns live in compact arrays, and a full
+:class:`~recommender.article.Article` is parsed from the version's ``articles.jsonl`` on demand. The file is
+memory-mapped read-only: worker processes share one copy in the page cache, and a version deleted from disk
+while it is served stays readable until the service lets go of it.
+
+Live rows (upserts since the build) are kept as objects. The table is copy-on-write (:meth:`appended` returns a
+new table sharing the base), so readers that took a reference never see it change under them.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import orjson
+
+from .article import Article, parse_article, parse_datetime
+
+__all__ = ["ArticleTable", "Columns", "read_article_hashes"]
+
+
+def _lower(value: Any) -> str | None:
+    # Interned: a million articles share a dozen section and language strings.
+    return sys.intern(value.strip().lower()) if isinstance(value, str) and value.strip() else None
+
+
+class Columns:
+    """Per-position arrays the catalog filters and ranks on."""
+
+    def __init__(self, n: int) -> None:
+        self.published = np.full(n, np.nan, dtype=np.float64)
+        self.sections = np.empty(n, dtype=object)
+        self.languages = np.empty(n, dtype=object)
+        self.tags: list[frozenset[str]] = [frozenset()] * n
+        self._tagsets: dict[frozenset[str], frozenset[str]] = {}
+
+    def set(self, pos: int, published: Any, section: Any, language: Any, tags: Any) -> None:
+        when = parse_datetime(published, "published_at") if published else None
+        self.published[pos] = when.timestamp() if when else np.nan
+        self.sections[pos] = _lower(section)
+        self.languages[pos] = _lower(language)
+        if tags:
+            key = frozenset(t.lower() for t in tags if isinstance(t, str))
+            self.tags[pos] = self._tagsets.setdefault(key, key)
+
+
+def _loads(line: bytes) -> dict[str, Any]:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:  # orjson is stricter than the writer in corner cases; json is the reference
+        return json.loads(line.decode("utf-8", "surrogatepass"))
+
+
+class ArticleTable(Sequence[Article]):
+    """``table[pos]`` is an Article; ``ids`` and ``titles`` are plain lists; ``columns`` feed the catalog."""
+
+    def __init__(
+        self,
+        ids: list[str],
+        titles: list[str],
+        columns: Columns,
+        *,
+        source: mmap.mmap | None = None,
+        offsets: np.ndarray | None = None,
+        resident: Sequence[Article] = (),
+        live: tuple[Article, ...] = (),
+    ) -> None:
+        self.ids = ids
+        self.titles = titles
+        self.columns = columns
+        self._source = source
+        self._offsets = offsets
+        self._resident = resident
+        self.base_count = len(ids) - len(live)
+        self._live = live
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path) -> ArticleTable:
+        """Index a version's ``articles.jsonl``: one pass for offsets, ids, titles and columns."""
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            source = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        if source is None:
+            return cls([], [], Columns(0), offsets=np.zeros(1, dtype=np.int64))
+        ends = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 10) + 1
+        if len(ends) == 0 or ends[-1] != size:  # a last line without its newline
+            ends = np.append(ends, size)
+        offsets = np.concatenate([[0], ends]).astype(np.int64)
+        n = len(ends)
+        ids: list[str] = [""] * n
+        titles: list[str] = [""] * n
+        columns = Columns(n)
+        for pos in range(n):
+            record = _loads(source[offsets[pos] : offsets[pos + 1]])
+            ids[pos] = record["id"]
+            titles[pos] = record.get("title") or ""
+            columns.set(pos, record.get("published_at"), record.get("section"), record.get("language"), record.get("tags"))
+        return cls(ids, titles, columns, source=source, offsets=offsets)
+
+    @classmethod
+    def from_articles(cls, articles: Sequence[Article]) -> ArticleTable:
+        """A table held in memory (a version being built, tests)."""
+        columns = Columns(len(articles))
+        for pos, a in enumerate(articles):
+            columns.set(pos, a.published_at, a.section, a.language, a.tags)
+        return cls([a.id for a in articles], [a.title for a in articles], columns, resident=list(articles))
+
+    def appended(self, article: Article) -> ArticleTable:
+        """A new table with ``article`` at the next position (the base is shared, not copied)."""
+        columns = Columns(0)
+        columns.published = np.append(self.columns.published, np.nan)
+        columns.sections = np.append(self.columns.sections, np.array([None], dtype=object))
+        columns.languages = np.append(self.columns.languages, np.array([None], dtype=object))
+        columns.tags = [*self.columns.tags, frozenset()]
+        columns._tagsets = self.columns._tagsets
+        columns.set(len(self.ids), article.published_at, article.section, article.language, article.tags)
+        return ArticleTable(
+            [*self.ids, article.id],
+            [*self.titles, article.title],
+            columns,
+            source=self._source,
+            offsets=self._offsets,
+            resident=self._resident,
+            live=(*self._live, article),
+        )
+
+    # -- access -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, pos: int) -> Article:  # type: ignore[override]
+        if pos < 0:
+            pos += len(self.ids)
+        if not 0 <= pos < len(self.ids):
+            raise IndexError(pos)
+        if pos >= self.base_count:
+            return self._live[pos - self.base_count]
+        if self._resident:
+            return self._resident[pos]
+        assert self._source is not None and self._offsets is not None
+        record = _loads(self._source[self._offsets[pos] : self._offsets[pos + 1]])
+        record.pop("_hash", None)
+        return parse_article(record, clean_html=False)
+
+    def __iter__(self) -> Iterator[Article]:
+        for pos in range(len(self.ids)):
+            yield self[pos]
+
+
+def read_article_hashes(path: Path) -> tuple[list[str], list[str]]:
+    """Ids and content hashes of a version's ``articles.jsonl``, without building articles (incremental builds)."""
+    ids: list[str] = []
+    hashes: list[str] = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                record = _loads(line)
+                ids.append(record["id"])
+                hashes.append(record.get("_hash", ""))
+    return ids, hashes
