@@ -72,7 +72,6 @@ def main() -> None:
         index_dir = build(f"ecbplus-{name}", ecb / "articles.jsonl", embedder, **kw)
         rec = Recommender.open(index_dir, embedder=embedder)
         vectors = rec.store.vectors
-        order = {a.id: i for i, a in enumerate(articles)}
         aligned = vectors[[rec.store.position(a.id) for a in articles]]
         system = EmbeddingSystem(articles, aligned)
         score = ndcg({q: system.recommend(q, 10) for q in queries}, qrels)
