@@ -196,7 +196,11 @@ def rank(
     published = candidates.published
     if config.freshness_half_life_days and not math.isnan(source.published):
         gap_days = np.abs(published - source.published) / _DAY
-        decay = np.where(np.isnan(gap_days), 0.5, np.power(0.5, np.nan_to_num(gap_days) / config.freshness_half_life_days))
+        dated = ~np.isnan(gap_days)
+        decay = np.power(0.5, np.where(dated, gap_days, 0.0) / config.freshness_half_life_days)
+        # An undated article's age is unknown: it decays like the oldest dated candidate, so asking for fresh
+        # results never lifts it above dated ones (with no dated candidate at all, nothing decays).
+        decay[~dated] = decay[dated].min() if dated.any() else 1.0
         relevance = relevance * decay
     if config.same_section_boost and source.section:
         relevance = relevance + config.same_section_boost * (candidates.sections == source.section)
@@ -204,35 +208,14 @@ def rank(
     order = np.argsort(-relevance, kind="stable")
     sigs = candidates.signatures
     dup_of_source = (sigs == source.signature[None, :]).mean(axis=1) >= config.near_duplicate_threshold
-    lam = 1.0 - config.diversity
-    chosen: list[int] = []  # indexes into candidates
-    chosen_sigs: list[np.ndarray] = []
-    pool = [int(i) for i in order if not dup_of_source[i]]
-    if config.diversity > 0:
-        pool = pool[: max(k * 10, 50)]  # MMR over the head of the list: the tail cannot win anyway
-        vecs = candidates.vectors[pool]
-        max_sim = np.full(len(pool), -np.inf)
-        taken = np.zeros(len(pool), dtype=bool)
-        rel = relevance[pool]
-        while len(chosen) < k and not taken.all():
-            mmr = lam * rel - (1 - lam) * np.where(np.isinf(max_sim), 0.0, max_sim)
-            mmr[taken] = -np.inf
-            j = int(np.argmax(mmr))
-            taken[j] = True
-            i = pool[j]
-            if any((sigs[i] == s).mean() >= config.near_duplicate_threshold for s in chosen_sigs):
-                continue
-            chosen.append(i)
-            chosen_sigs.append(sigs[i])
-            max_sim = np.maximum(max_sim, vecs @ vecs[j])
+    pool = order[~dup_of_source[order]]
+    if config.diversity <= 0:
+        chosen = _distinct(pool, sigs, config.near_duplicate_threshold, k)
     else:
-        for i in pool:
-            if len(chosen) >= k:
-                break
-            if any((sigs[i] == s).mean() >= config.near_duplicate_threshold for s in chosen_sigs):
-                continue
-            chosen.append(i)
-            chosen_sigs.append(sigs[i])
+        # MMR over the head of the list (the tail cannot win anyway), counted in distinct stories: a head cut
+        # before removing copies could hold fewer than k stories when one story was re-published many times.
+        head = _distinct(pool, sigs, config.near_duplicate_threshold, max(k * 10, 50))
+        chosen = _mmr(head, relevance, candidates.vectors, k, 1.0 - config.diversity)
 
     items = []
     # One batched call for all picks: explanations are a large share of a request's cost otherwise.
@@ -243,6 +226,42 @@ def rank(
         item.reasons = _reasons(source, i, item, candidates, terms)
         items.append(item)
     return items
+
+
+def _distinct(order: np.ndarray, sigs: np.ndarray, threshold: float, limit: int) -> list[int]:
+    """The first ``limit`` candidates in ``order`` of which no two are near-duplicates (the best copy of each
+    story is kept)."""
+    kept: list[int] = []
+    kept_sigs = np.empty((min(limit, len(order)), sigs.shape[1]), dtype=sigs.dtype)
+    for i in order:
+        if len(kept) >= limit:
+            break
+        s = sigs[i]
+        n = len(kept)
+        if n and ((kept_sigs[:n] == s[None, :]).mean(axis=1) >= threshold).any():
+            continue
+        kept_sigs[n] = s
+        kept.append(int(i))
+    return kept
+
+
+def _mmr(head: list[int], relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: each pick maximises lam * relevance - (1 - lam) * max similarity to the picks."""
+    if not head:
+        return []
+    vecs = vectors[head]
+    rel = relevance[head]
+    max_sim = np.zeros(len(head))
+    taken = np.zeros(len(head), dtype=bool)
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(head)):
+        mmr = lam * rel - (1.0 - lam) * max_sim
+        mmr[taken] = -np.inf
+        j = int(np.argmax(mmr))
+        taken[j] = True
+        chosen.append(head[j])
+        max_sim = np.maximum(max_sim, vecs @ vecs[j]) if len(chosen) > 1 else vecs @ vecs[j]
+    return chosen
 
 
 def _reasons(source: Source, i: int, item: RankedItem, c: Candidates, terms: list[str]) -> list[dict[str, Any]]:

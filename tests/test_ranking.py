@@ -72,6 +72,34 @@ def test_freshness_decay_prefers_close_dates():
     assert items[0].score == pytest.approx(0.8 * 0.5 ** (1 / 7), rel=1e-5)
 
 
+def test_undated_candidates_never_gain_from_freshness():
+    # 0 is undated; 1 is a week away, 2 a year away. With freshness on, the undated one decays like the oldest.
+    c = _cands([0.9, 0.8, 0.85], [0.9, 0.8, 0.85], published=[np.nan, 7 * DAY, 365 * DAY])
+    items = rank(_source(published=0.0), c, RankingConfig(freshness_half_life_days=7), 3)
+    assert [i.position for i in items] == [1, 0, 2]
+    assert items[1].score == pytest.approx(0.9 * 0.5 ** (365 / 7), rel=1e-5)
+    # No dated candidate at all (ecbplus-dev has no dates): freshness changes nothing.
+    undated = _cands([0.9, 0.8], [0.9, 0.8])
+    assert [i.score for i in rank(_source(published=0.0), undated, RankingConfig(freshness_half_life_days=7), 2)] == pytest.approx([0.9, 0.8])
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3, 0.9])
+def test_many_copies_of_one_story_never_make_the_list_short(diversity):
+    """60 re-publications of one story outrank 5 distinct stories: the list still holds k distinct stories."""
+    story = "the summit in lisgard ended without a ceasefire agreement after two days of talks on the corridor"
+    texts = [f"update {i}: {story} reporters said" for i in range(60)]
+    texts += [f"distinct story {j} about floods harbours elections courts and comets number {j} " * 2 for j in range(5)]
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(65, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    rel = [0.9 - 0.001 * i for i in range(60)] + [0.5 - 0.01 * j for j in range(5)]
+    c = _cands(rel, rel, texts=texts, vectors=v)
+    items = rank(_source("an unrelated source about tennis finals in harbour city"), c, RankingConfig(diversity=diversity), 5)
+    positions = [i.position for i in items]
+    assert len(positions) == 5 and len([p for p in positions if p < 60]) == 1  # one copy of the story, 4 others
+    assert 0 in positions or diversity > 0  # without diversity the best copy leads
+
+
 def test_mmr_diversity_breaks_up_one_angle():
     v = np.array([[1, 0, 0], [0.99, 0.14, 0], [0, 1, 0]], dtype=np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
