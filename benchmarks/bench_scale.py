@@ -10,7 +10,8 @@ combinations, so the bundled model's vectors are real), cached with everything e
 (default ``~/.cache/related-articles/scale``), never in the repository:
 
 1. ``recommender build`` as a subprocess (``--backend bf16`` by default, the fast path an operator would pick
-   for a large archive): stage timings from its JSON report, its peak RSS (``wait4``), the index size on disk
+   for a large archive, and ``RECOMMENDER_MAX_SEQ_LENGTH=64``: a headline and lead, which makes a million real
+   vectors affordable on 2 cores; ``bench_build.py`` measures embedding of full 120-word leads): stage timings from its JSON report, its peak RSS (``wait4``), the index size on disk
    by file. The first build of a size is seeded with the previous size's index, so only the new articles are
    embedded; the embedding rate is measured on those and the full-build time is projected as
    ``N / rate + the other stages`` (all other stages always run over all N). ``--rebuild`` builds again.
@@ -77,7 +78,7 @@ def corpus(cache: Path, n: int) -> Path:
 
 
 # -- 1. build -------------------------------------------------------------------------------------------
-def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool) -> dict[str, Any]:
+def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool, max_seq_length: int) -> dict[str, Any]:
     label = _label(n)
     index_dir = cache / f"index-{label}"
     result_path = cache / f"build-{label}.json"
@@ -89,11 +90,12 @@ def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool)
         shutil.copytree(cache / f"index-{_label(smaller)}", index_dir, ignore=shutil.ignore_patterns("build.lock"))
     cmd = [sys.executable, "-m", "recommender", "-v", "build", str(export), "--index-dir", str(index_dir),
            "--backend", backend, "--json"]  # fmt: skip
+    env = _env(RECOMMENDER_MAX_SEQ_LENGTH=str(max_seq_length))
     print(f"[{label}] {' '.join(cmd[2:])}", flush=True)
     log_path = cache / f"build-{label}.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=log)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log)
         out = proc.stdout.read() if proc.stdout else b""
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
@@ -113,6 +115,7 @@ def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool)
         "embedded": embedded,
         "embed_rate": round(rate, 1) if rate else None,
         "backend": backend,
+        "max_seq_length": max_seq_length,
         "timings": timings,
         "projected_full_build_s": round(n / rate + other + timings.get("load_model", 0), 1) if rate else None,
         "wall_s": round(wall, 1),
@@ -156,12 +159,16 @@ def serve(index_dir: Path, ids: list[str], log_path: Path, *, mmap: bool, reques
         with server.client() as client:
             for warm in picks[:20]:
                 client.get(f"/v1/articles/{warm}/related", params={"k": 6})
+            if drafts:  # the model loads on the first draft: load it now so every memory figure includes it
+                client.post("/v1/related", json={**drafts[0], "k": 6})
             for article_id in picks:
                 t0 = time.perf_counter()
                 r = client.get(f"/v1/articles/{article_id}/related", params={"k": 6})
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200 or len(r.json()["items"]) != 6:
                     raise SystemExit(f"related-by-id {article_id}: {r.status_code} {r.text[:300]}")
+            assert server.proc is not None
+            memory = _memory(server.proc.pid)  # after serving by id (the model is loaded: see the warm-up)
             draft_latencies = []
             for draft in drafts:
                 t0 = time.perf_counter()
@@ -169,12 +176,11 @@ def serve(index_dir: Path, ids: list[str], log_path: Path, *, mmap: bool, reques
                 draft_latencies.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
                     raise SystemExit(f"related-for-text: {r.status_code} {r.text[:300]}")
-        assert server.proc is not None
-        memory = _memory(server.proc.pid)
+        after_drafts = _memory(server.proc.pid)
     finally:
         server.stop()
-    return {"mmap": mmap, "ready_s": round(ready_s, 1), **memory, "related_by_id_ms": _percentiles(latencies),
-            "related_for_text_ms": _percentiles(draft_latencies)}  # fmt: skip
+    return {"mmap": mmap, "ready_s": round(ready_s, 1), **memory, "rss_after_drafts_mb": after_drafts["rss_mb"],
+            "related_by_id_ms": _percentiles(latencies), "related_for_text_ms": _percentiles(draft_latencies)}  # fmt: skip
 
 
 # -- 3./4. recall and compressed index types ---------------------------------------------------------------
@@ -299,6 +305,8 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--backend", default="bf16", help="embedding backend of the builds [bf16]")
+    parser.add_argument("--max-seq-length", type=int, default=64,
+                        help="word pieces embedded per article [64: a headline and lead; 1M real vectors in ~2 h on 2 cores]")
     parser.add_argument("--rebuild", action="store_true", help="build again even when a cached build exists")
     parser.add_argument("--requests", type=int, default=1000, help="related-by-id requests per service run [1000]")
     parser.add_argument("--drafts", type=int, default=100, help="related-for-text requests per service run [100]")
@@ -318,13 +326,15 @@ def main() -> int:
         if not (demo / "CURRENT").exists():
             subprocess.run([sys.executable, "-m", "recommender", "build", str(REPO / "recommender" / "data" / "demo_articles.jsonl"),
                             "--index-dir", str(demo)], env=_env(), check=True, capture_output=True)  # fmt: skip
-        results["baseline"] = serve(demo, ["demo-001"], args.cache / "serve-demo.log", mmap=False, requests=1, drafts=[])
+        demo_ids = [f"demo-{i:03d}" for i in range(1, 101)]
+        baseline_drafts = [{k: v for k, v in r.items() if k != "id"} for r in synthetic_corpus.articles(5, seed=98)]
+        results["baseline"] = serve(demo, demo_ids, args.cache / "serve-demo.log", mmap=False, requests=100, drafts=baseline_drafts)
         print(f"[baseline] service on the demo index: {results['baseline']}", flush=True)
         smaller = None
         for n in sorted(args.sizes):
             label = _label(n)
             entry = results["sizes"].setdefault(str(n), {})
-            entry["build"] = build(args.cache, n, smaller, args.backend, args.rebuild)
+            entry["build"] = build(args.cache, n, smaller, args.backend, args.rebuild, args.max_seq_length)
             print(f"[{label}] build: {json.dumps({k: v for k, v in entry['build'].items() if k != 'disk_files'})}", flush=True)
             index_dir = args.cache / f"index-{label}"
             ids = [f"syn-{i:07d}" for i in range(n)]

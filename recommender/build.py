@@ -28,7 +28,7 @@ from .embedding import Embedder
 from .article_table import read_article_hashes
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE
 from .errors import DiskFullError, RecommenderError, ValidationFailedError
-from .lexical import LexicalModel
+from .lexical import LexicalModel, lexical_neighbors, lexical_recall
 from .live import WriteAheadLog
 from .loading import check_rejects, load_articles
 from .settings import Settings
@@ -54,6 +54,9 @@ class BuildReport:
     throughput: dict[str, float] = field(default_factory=dict)
     index_type: str = ""
     recall_at_10: float | None = None
+    #: share of the exact top-10 TF-IDF neighbours in the precomputed lists (measured when the corpus is above
+    #: ``lexical_exact_threshold`` and common terms are capped; None = exact)
+    lexical_recall_at_10: float | None = None
     rejects_file: str | None = None
     validation: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
@@ -143,26 +146,6 @@ def _embed(embedder: Embedder, articles: Sequence[Article], settings: Settings, 
     if bar is not None:
         bar.close()
     return np.vstack(out)
-
-
-def _lexical_neighbors(matrix: sp.csr_matrix, k: int) -> np.ndarray:
-    n = matrix.shape[0]
-    out = np.full((n, k), -1, dtype=np.int32)
-    if n == 0:
-        return out
-    chunk = max(1, min(2048, 50_000_000 // max(n, 1)))
-    t = matrix.T.tocsc()
-    for start in range(0, n, chunk):
-        block = (matrix[start : start + chunk] @ t).toarray()
-        rows = np.arange(block.shape[0])
-        block[rows, rows + start] = -np.inf  # never yourself
-        kk = min(k, n - 1)
-        if kk <= 0:
-            continue
-        top = np.argpartition(-block, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
-        out[start : start + block.shape[0], :kk] = np.take_along_axis(top, order, axis=1)
-    return out
 
 
 def _semantic_neighbors(store: VectorStore, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +328,10 @@ def _build(
         with stage("neighbors"):
             k = min(settings.neighbors, max(len(articles) - 1, 1))
             sem_neighbors, self_ok = _semantic_neighbors(store, vectors, k)
-            lex_neighbors = _lexical_neighbors(lexical.matrix_, k)
+            capped = len(articles) > settings.lexical_exact_threshold
+            lex_neighbors = lexical_neighbors(lexical.matrix_, k, max_postings=settings.lexical_max_postings if capped else None)
+            if capped:
+                report.lexical_recall_at_10 = round(lexical_recall(lexical.matrix_, lex_neighbors, k=10), 4)
 
         with stage("validate"):
             report.validation = _validate(vectors, ids, self_ok, store, store.index_type != "flat")
@@ -384,6 +370,7 @@ def _build(
                         "lead_words": settings.lead_words,
                         "neighbors": k,
                         "recall_at_10": report.recall_at_10,
+                        "lexical_recall_at_10": report.lexical_recall_at_10,
                         "wal_seq": wal_seq,
                         "signature_scheme": SIGNATURE_SCHEME,
                         "counts": report.counts,

@@ -8,14 +8,44 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, NoReturn, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import RecommenderError
 
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _OneLineErrors(TyperGroup):
+    """The root command. Click and typer print a usage error as a usage banner plus a boxed, wrapped message;
+    cron mails, log greps and calling scripts need one line, so every usage or option error becomes
+    ``error: <message naming the option>`` on stderr with click's exit code (2 for bad input)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's (vendored) click.ClickException and its subclasses
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `recommender` / `recommender index`: help, not an error
+                if exc.format_message().strip():  # without rich the help text is the message; with rich it is printed
+                    typer.echo(exc.format_message(), err=True)
+            else:
+                typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="recommender",
+    cls=_OneLineErrors,
     help="Related-article recommendations for news sites.\n\nExample: recommender demo",
     no_args_is_help=True,
     add_completion=False,
@@ -31,16 +61,61 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 EXIT_CODES = {0: "success", 1: "error", 2: "bad input or configuration", 3: "too many rejected rows", 4: "validation or quality gate failed", 5: "another build holds the lock", 6: "disk full"}
 
 
+#: Settings fields whose CLI flag is not ``--field-name``.
+_FLAG_OF_FIELD = {"embedding_backend": "--backend", "keep_versions": "--keep"}
+_ENV_PREFIX = "RECOMMENDER_"
+
+
+def _validation_message(exc: Any, *, from_env: bool) -> str:
+    """pydantic's multi-line report (with a documentation URL) as one line naming the env var or flag."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())] or ["?"]
+    name = _ENV_PREFIX + "__".join(loc).upper() if from_env else _FLAG_OF_FIELD.get(loc[0], "--" + loc[0].replace("_", "-"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f"{name}={value!r}" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else name
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return _one_line(f"{shown}: {message}{more}")
+
+
 def _settings(**flags: Any):
+    """Environment first, then the flags given; a bad value of either is one ``error:`` line and exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     from .settings import Settings
 
     try:
-        return Settings().overridden(**flags)
-    except Exception as exc:  # pydantic ValidationError: show the field, not a traceback
-        raise typer.BadParameter(str(exc).replace("\n", " ")) from None
+        base = Settings()
+    except ValidationError as exc:
+        _fail(_validation_message(exc, from_env=True), 2)
+    except SettingsError as exc:  # e.g. a list-valued variable that is not JSON
+        _fail(_one_line(f"{exc} (check the {_ENV_PREFIX}* environment variables)"), 2)
+    try:
+        settings = base.overridden(**flags)
+    except ValidationError as exc:
+        _fail(_validation_message(exc, from_env=False), 2)
+    if flags.get("index_dir") is not None:
+        label = "--index-dir"
+    else:
+        label = f"{_ENV_PREFIX}INDEX_DIR" if f"{_ENV_PREFIX}INDEX_DIR" in os.environ else "index folder"
+    _check_index_dir(Path(settings.index_dir), label)
+    return settings
 
 
-def _fail(message: str, code: int) -> None:
+def _check_index_dir(path: Path, label: str) -> None:
+    """A file where the index folder (or one of its parents) should be would otherwise surface later as a raw
+    ``[Errno 20] Not a directory`` or a misleading ``[Errno 17] File exists``."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                detail = "" if candidate == path else f" ({candidate} is a file)"
+                _fail(f"{label} {path} is not a folder{detail}", 2)
+            return
+
+
+def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -83,8 +158,8 @@ def build(
     backend: Annotated[Optional[str], typer.Option(help="Embedding backend: float32 or bf16.")] = None,
     index_type: Annotated[Optional[str], typer.Option(help="auto, flat, hnsw, ivf, hnsw_sq8, ivf_sq8.")] = None,
     max_reject_share: Annotated[Optional[float], typer.Option(help="Fail above this share of bad rows (default 0.01).")] = None,
-    gate: Annotated[Optional[Path], typer.Option(help="Ground truth (qrels TSV) for the publish quality gate.")] = None,
-    max_drop: Annotated[float, typer.Option(help="Gate: refuse when nDCG@10 drops more than this.")] = 0.01,
+    gate: Annotated[Optional[Path], typer.Option(help="Ground truth for the publish quality gate: a qrels TSV or a sessions JSONL (told apart by content).")] = None,
+    max_drop: Annotated[float, typer.Option(min=0.0, help="Gate: refuse when nDCG@10 drops more than this.")] = 0.01,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON build report here.")] = None,
     engine: Annotated[Optional[str], typer.Option(help="Embedding engine: local or ray (pip install .[distributed]).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address, e.g. auto or ray://head:10001 [default: start a local Ray].")] = None,
@@ -124,11 +199,17 @@ def build(
 
 def _parse_date(value: str | None, name: str) -> datetime | None:
     from .article import parse_datetime
+    from .errors import FieldError
 
     try:
         return parse_datetime(value, name)
-    except RecommenderError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except FieldError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=f"'--{name}'") from None
+
+
+def _split_ids(values: list[str] | None) -> frozenset[str]:
+    """``--exclude a,b --exclude c``: comma-separated and repeatable; blanks between commas are ignored."""
+    return frozenset(part.strip() for value in values or () for part in value.split(",") if part.strip())
 
 
 @app.command()
@@ -143,12 +224,19 @@ def related(
     until: Annotated[Optional[str], typer.Option(help="Only articles published at or before (ISO-8601).")] = None,
     freshness: Annotated[Optional[float], typer.Option(help="Freshness half-life in days.")] = None,
     diversity: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="0 = pure relevance, 1 = most varied.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Only articles in this language, e.g. en.")] = None,
+    window: Annotated[Optional[float], typer.Option(metavar="DAYS", help="Only articles published within this many days of the source.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(metavar="ID,ID", help="Never these article ids (comma-separated, repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the related articles of one indexed article.
 
-    Example: recommender related demo-006 --index-dir ./demo-index -k 6 --json
+    Example: recommender related demo-006 --index-dir ./demo-index -k 6 --window 30 --exclude demo-003 --json
     """
+    import math
+
+    if window is not None and not (math.isfinite(window) and window > 0):
+        raise typer.BadParameter("must be a positive number of days", param_hint="'--window'")
     settings = _settings(index_dir=index_dir)
     from .ranking import Filters
 
@@ -156,15 +244,18 @@ def related(
         sections=tuple(section or ()),
         exclude_sections=tuple(exclude_section or ()),
         tags=tuple(tag or ()),
+        language=language or None,
+        exclude_ids=_split_ids(exclude),
         since=_parse_date(since, "since"),
         until=_parse_date(until, "until"),
     )
+    given = (("freshness_half_life_days", freshness), ("diversity", diversity), ("window_days", window))
+    overrides = {name: value for name, value in given if value is not None}
 
     def go():
         from .engine import Recommender
 
         rec = Recommender.open(settings.index_dir, config=settings.ranking_config())
-        overrides = {k_: v for k_, v in (("freshness_half_life_days", freshness), ("diversity", diversity)) if v is not None}
         return rec, rec.related(article_id, k, filters=filters, **overrides)
 
     rec, items = _run(go)
@@ -241,7 +332,12 @@ def _eval_cache_dir(paths: list[Path]) -> Path:
 
     h = hashlib.blake2b(digest_size=8)
     for p in sorted(Path(x).resolve() for x in paths):
-        st = p.stat()
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            _fail(f"{p}: no such file or folder", 2)
+        except OSError as exc:
+            _fail(f"{p}: cannot read: {exc.strerror}", 2)
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "related-articles" / "eval" / h.hexdigest()
@@ -271,10 +367,14 @@ def evaluate(
         _fail("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE", 2)
     if not articles and index_dir is None:
         _fail("give --articles FILE (indexed into a cache) or --index-dir DIR", 2)
-    settings = _settings(index_dir=index_dir or _eval_cache_dir(articles or []))
+    settings = _settings(index_dir=index_dir)
+    if index_dir is None:
+        settings = settings.overridden(index_dir=_eval_cache_dir(articles or []))
 
     def go():
         import random
+
+        import numpy as np
 
         from . import evaluation as ev
         from .engine import Recommender
@@ -293,12 +393,15 @@ def evaluate(
         popularity = None
         if qrels is not None:
             truth_qrels = ev.load_qrels(qrels)
+            meta: dict[str, Any] = {"ground_truth": {"kind": "qrels", "source": str(qrels)}}
         elif label_field is not None:
             truth_qrels = ev.qrels_from_labels(labelled, label_field, grading=grading)
+            meta = {"ground_truth": {"kind": "label_field", "source": label_field, "grading": grading}}
         else:
             truth_qrels, popularity, stats = ev.qrels_from_sessions(sessions, [a.id for a in corpus])
-            typer.echo(f"sessions: {stats}", err=True)
-        unknown = ev.unknown_ids(truth_qrels, [a.id for a in corpus])
+            meta = {"ground_truth": {"kind": "sessions", "source": str(sessions)}, "sessions": {**stats.to_dict(), "unknown_id_examples": list(stats.unknown_ids[:10])}}
+            typer.echo(sessions_line(meta["sessions"]), err=True)
+        # Queries not in the index cannot be asked; evaluate() still counts them (meta.json, reports) as unknown.
         queries = sorted(q for q in truth_qrels if q in rec)
         if not queries:
             raise ValueError("no ground-truth query is in the index")
@@ -306,24 +409,30 @@ def evaluate(
             queries = sorted(random.Random(seed).sample(queries, sample))
         configs = [RankingConfig.from_file(c) for c in (config or [])]
         names = [n.strip() for n in systems.split(",") if n.strip()]
+        if "default" in names:  # the reference every comparison is made against
+            names.insert(0, names.pop(names.index("default")))
         chosen = make_systems(rec, names, configs, seed=seed)
         vectors = np.asarray(rec.store.vectors[: rec.catalog.base_count], dtype=np.float32)
         result = ev.evaluate(
             chosen, truth_qrels, cutoffs=tuple(k or (5, 10)), articles=corpus, vectors=vectors,
-            popularity=popularity, near_duplicate=near_duplicate_predicate(rec), queries=queries, seed=seed,
+            popularity=popularity, near_duplicate=near_duplicate_predicate(rec), queries=queries, seed=seed, meta=meta,
         )
         ev.write_report(result, report_dir)
-        return result, unknown
+        return result
 
-    import numpy as np
+    from .evaluation.report import format_comparisons, sessions_line, unknown_line
 
     try:
-        result, unknown = _run(go)
+        result = _run(go)
     except ValueError as exc:
         _fail(str(exc), 2)
     typer.echo(result.table())
-    if unknown.count:
-        typer.echo(f"ground-truth ids not in the index (not scored): {json.dumps(unknown.to_dict())}", err=True)
+    comparisons = format_comparisons(result)
+    if comparisons:
+        typer.echo("")
+        typer.echo(comparisons)
+    if result.unknown is not None and result.unknown.count:
+        typer.echo(unknown_line(result.unknown), err=True)
     typer.echo(f"report: {report_dir / 'report.html'}")
 
 
@@ -404,10 +513,8 @@ def index_gc(index_dir: IndexDirOpt = None, keep: Annotated[Optional[int], typer
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except SystemExit as exc:
-        sys.exit(exc.code)
+    """Console-script entry point; :class:`_OneLineErrors` turns every usage error into one line."""
+    app()
 
 
 if __name__ == "__main__":

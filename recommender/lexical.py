@@ -13,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from index import atomic_save_npy, atomic_write_json
 
-__all__ = ["LexicalModel", "LexicalParams"]
+__all__ = ["LexicalModel", "LexicalParams", "lexical_neighbors", "lexical_recall"]
 
 PARAMS_FILE = "lexical.json"
 IDF_FILE = "lexical_idf.npy"
@@ -163,3 +163,54 @@ class LexicalModel:
             terms[idx] = term
         model.terms_ = terms
         return model
+
+
+def lexical_neighbors(
+    matrix: sp.csr_matrix, k: int, *, max_postings: int | None = None, rows: np.ndarray | None = None, chunk: int = 1024
+) -> np.ndarray:
+    """Top-``k`` TF-IDF cosine neighbours of every row (or of ``rows``), never the row itself; -1 pads.
+
+    One sparse product per chunk of query rows with the term-major matrix (an inverted index): the work is
+    the postings of the query's terms, not a dense row of every document. ``max_postings`` leaves terms found
+    in more documents than that out of the query side: on a large corpus the common terms are most of the
+    work and the least of the similarity (their idf is low), and candidates are re-scored exactly at serving
+    time anyway. None is exact. :func:`lexical_recall` measures what the cap loses."""
+    n = matrix.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), k), -1, dtype=np.int32)
+    if n == 0 or k <= 0 or len(rows) == 0:
+        return out
+    by_term = sp.csr_matrix(matrix.T)  # term-major: row t lists the documents holding term t
+    query = sp.csr_matrix(matrix[rows]) if len(rows) != n else matrix
+    if max_postings is not None:
+        df = np.diff(by_term.indptr)
+        query = sp.csr_matrix(query @ sp.diags((df <= max_postings).astype(np.float32)))
+        query.eliminate_zeros()
+    for start in range(0, len(rows), chunk):
+        block = sp.csr_matrix(query[start : start + chunk] @ by_term)
+        for r in range(block.shape[0]):
+            lo, hi = block.indptr[r], block.indptr[r + 1]
+            docs, scores = block.indices[lo:hi], block.data[lo:hi]
+            keep = docs != rows[start + r]
+            docs, scores = docs[keep], scores[keep]
+            if len(docs) > k:
+                top = np.argpartition(-scores, k - 1)[:k]
+                docs, scores = docs[top], scores[top]
+            order = np.lexsort((docs, -scores))  # best first; ties by position, so builds are reproducible
+            out[start + r, : len(order)] = docs[order]
+    return out
+
+
+def lexical_recall(matrix: sp.csr_matrix, neighbors: np.ndarray, *, k: int = 10, sample: int = 500, seed: int = 0) -> float:
+    """Share of each sampled row's exact top-``k`` lexical neighbours that its precomputed list holds."""
+    n = matrix.shape[0]
+    if n < 2:
+        return 1.0
+    picks = np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False)
+    exact = lexical_neighbors(matrix, k, rows=picks)
+    found = total = 0
+    for row, truth in zip(picks, exact):
+        truth = truth[truth >= 0]
+        found += len(set(truth.tolist()) & set(neighbors[row].tolist()))
+        total += len(truth)
+    return found / total if total else 1.0

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from index import IndexDirectory, StoreError
 from index.errors import NoVersionError
@@ -99,6 +99,9 @@ def _names(values: Any) -> tuple[str, ...]:
 class RelatedQuery:
     """The normalised options of one related request; equal queries share a cache entry and an ETag."""
 
+    #: Longest ``language`` option: a BCP 47 tag ("en", "pt-BR", "zh-Hant-TW") fits in 35 characters.
+    MAX_LANGUAGE_LENGTH: ClassVar[int] = 35
+
     k: int = 6
     sections: tuple[str, ...] = ()
     exclude_sections: tuple[str, ...] = ()
@@ -108,6 +111,8 @@ class RelatedQuery:
     until: datetime | None = None
     freshness: float | None = None  # half-life in days -> RankingConfig.freshness_half_life_days
     diversity: float | None = None
+    language: str | None = None  # lower-cased code -> Filters.language
+    window: float | None = None  # days either side of the source's date -> RankingConfig.window_days
 
     @classmethod
     def build(
@@ -122,6 +127,8 @@ class RelatedQuery:
         until: datetime | None = None,
         freshness: float | None = None,
         diversity: float | None = None,
+        language: str | None = None,
+        window: float | None = None,
     ) -> RelatedQuery:
         """From request-style options (comma-separated strings or lists). Raises ValueError naming the option."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
@@ -130,6 +137,16 @@ class RelatedQuery:
             raise ValueError("freshness: must be a positive number of days")
         if diversity is not None and not (math.isfinite(diversity) and 0.0 <= diversity <= 1.0):
             raise ValueError("diversity: must be between 0 and 1")
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, (int, float)) or not math.isfinite(window) or window <= 0
+        ):
+            raise ValueError("window: must be a positive number of days")
+        if language is not None:
+            language = language.strip().lower() if isinstance(language, str) else ""
+            if not 0 < len(language) <= cls.MAX_LANGUAGE_LENGTH:
+                raise ValueError(
+                    f"language: must be a language code of 1 to {cls.MAX_LANGUAGE_LENGTH} characters, e.g. en"
+                )
         return cls(
             k=k,
             sections=_names(section),
@@ -140,6 +157,8 @@ class RelatedQuery:
             until=to_utc(until),
             freshness=float(freshness) if freshness is not None else None,
             diversity=float(diversity) if diversity is not None else None,
+            language=language,
+            window=float(window) if window is not None else None,
         )
 
     def filters(self) -> Filters:
@@ -147,6 +166,7 @@ class RelatedQuery:
             sections=self.sections,
             exclude_sections=self.exclude_sections,
             tags=self.tags,
+            language=self.language,
             exclude_ids=frozenset(self.exclude),
             since=self.since,
             until=self.until,
@@ -158,6 +178,8 @@ class RelatedQuery:
             out["freshness_half_life_days"] = self.freshness
         if self.diversity is not None:
             out["diversity"] = self.diversity
+        if self.window is not None:
+            out["window_days"] = self.window
         return out
 
     def key(self) -> tuple[Hashable, ...]:
@@ -171,6 +193,8 @@ class RelatedQuery:
             _iso(self.until),
             self.freshness,
             self.diversity,
+            self.language,
+            self.window,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .embedding import BACKENDS, DEFAULT_MODEL
@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (more = better recall, slower).")
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists probed per search.")
     neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
+    lexical_exact_threshold: int = Field(
+        100_000, ge=0, description="Exact TF-IDF neighbour lists up to this many articles; above, common terms are capped."
+    )
+    lexical_max_postings: int = Field(
+        2_000, ge=1, description="Above the threshold: query terms found in more articles than this are skipped "
+        "when precomputing TF-IDF candidates (the build measures and reports the recall this keeps).",
+    )
 
     engine: str = Field("local", description="Embedding engine: local, or ray (needs the distributed extra).")
     ray_address: str | None = Field(None, description="Ray cluster address (auto, ray://host:10001); unset starts a local Ray.")
@@ -91,7 +98,13 @@ class Settings(BaseSettings):
     @classmethod
     def _ranking(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return RankingConfig().with_overrides(**value)
+            # Environment variables arrive as strings ("0.3"): validate against the dataclass's field types.
+            defaults = RankingConfig().to_dict()
+            unknown = sorted(set(value) - set(defaults))
+            if unknown:
+                raise ValueError(f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(defaults))}")
+            merged = {**defaults, **value}
+            return TypeAdapter(RankingConfig).validate_python(merged)
         return value
 
     def ranking_config(self) -> RankingConfig:

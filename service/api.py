@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from recommender.article import parse_article
+from recommender.errors import ArticleNotFoundError
 from recommender.serving import LiveIndex, RelatedQuery, article_dict, to_utc
 from recommender.settings import Settings
 
@@ -97,24 +98,21 @@ async def require_admin(
 
 
 async def related_options(params: Annotated[RelatedParams, Query()]) -> RelatedQuery:
-    return _query(
-        params.k,
-        section=params.section,
-        exclude_section=params.exclude_section,
-        tag=params.tag,
-        exclude=params.exclude,
-        since=params.since,
-        until=params.until,
-        freshness=params.freshness,
-        diversity=params.diversity,
-    )
+    return _params_query(params)
 
 
-def _query(k: int, **options: Any) -> RelatedQuery:
+def _params_query(params: RelatedParams) -> RelatedQuery:
+    return _query(params.k, **params.model_dump(exclude={"k"}))
+
+
+def _query(k: int, *, from_body: frozenset[str] = frozenset(), **options: Any) -> RelatedQuery:
+    """RelatedQuery.build, its ValueError as a 422 naming the option (``query.X``, or ``body.X`` for options
+    in ``from_body``)."""
     try:
         return RelatedQuery.build(k, **options)
     except ValueError as exc:
-        field = str(exc).split(":", 1)[0]
+        name = str(exc).split(":", 1)[0]
+        field = f"{'body' if name in from_body else 'query'}.{name}"
         raise ApiError(422, "invalid_request", str(exc), fields=[field]) from None
 
 
@@ -210,17 +208,7 @@ def _related_query(request: Request) -> RelatedQuery:
     except ValidationError as exc:
         errors = [{**err, "loc": ("query", *err["loc"])} for err in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
-    return _query(
-        params.k,
-        section=params.section,
-        exclude_section=params.exclude_section,
-        tag=params.tag,
-        exclude=params.exclude,
-        since=params.since,
-        until=params.until,
-        freshness=params.freshness,
-        diversity=params.diversity,
-    )
+    return _params_query(params)
 
 
 @router.get(
@@ -240,6 +228,13 @@ async def related(article_id: ArticleId, request: Request) -> Response:
     query = _related_query(request)
     etag = live.related_etag(article_id, query)
     if _not_modified(request, etag):
+        # An unknown article has no representation, so no validator matches it (not even "*"): 404, never
+        # 304. (The fast path never holds one: only answers for existing articles are cached.)
+        snap = live.snapshot
+        with snap.lock.read():
+            known = article_id in snap.recommender
+        if not known:
+            raise ArticleNotFoundError(article_id)
         return Response(status_code=304, headers=_cache_headers(settings, etag))
     result = live.peek_related(article_id, query)
     if result is None:
@@ -261,11 +256,9 @@ async def related(article_id: ArticleId, request: Request) -> Response:
     responses=error_responses(413, 422, 503),
 )
 def related_to_draft(body: DraftRelatedRequest, live: LiveDep, query: QueryDep) -> Response:
-    options = {
-        name: getattr(body, name)
-        for name in ("exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity")
-        if getattr(body, name) is not None
-    }
+    # Options the body may carry; ``section`` and ``language`` in the body describe the draft itself.
+    body_options = ("exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity", "window")
+    options = {name: getattr(body, name) for name in body_options if getattr(body, name) is not None}
     base = {
         "section": ",".join(query.sections) or None,
         "exclude_section": list(query.exclude_sections),
@@ -275,10 +268,15 @@ def related_to_draft(body: DraftRelatedRequest, live: LiveDep, query: QueryDep) 
         "until": query.until,
         "freshness": query.freshness,
         "diversity": query.diversity,
+        "language": query.language,
+        "window": query.window,
     }
-    merged = _query(body.k if body.k is not None else query.k, **{**base, **options})
-    fields = {"k", "exclude_section", "tag", "exclude", "since", "until", "freshness", "diversity"}
-    draft = parse_article(_record(body, body.id or _DRAFT_ID, exclude=fields | {"id"}))
+    merged = _query(
+        body.k if body.k is not None else query.k,
+        from_body=frozenset(options) | ({"k"} if body.k is not None else set()),
+        **{**base, **options},
+    )
+    draft = parse_article(_record(body, body.id or _DRAFT_ID, exclude={"k", *body_options, "id"}))
     return _json(live.related_to_draft(draft, merged), headers={"Cache-Control": "no-store"})
 
 

@@ -84,18 +84,38 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
-def _validation_error(exc: RequestValidationError) -> Response:
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _not_an_object(value: Any, content_type: str | None) -> str:
+    """Why a body that should be a JSON object is not one."""
+    if isinstance(value, (bytes, bytearray)):
+        # FastAPI parses JSON only for Content-Type application/json (or */*+json); anything else arrives as bytes.
+        got = f"Content-Type: {content_type[:100]}" if content_type else "no Content-Type"
+        return f"expected a JSON object with Content-Type: application/json, got {got}"
+    kind = "null" if value is None else _JSON_KINDS.get(type(value), "something else")
+    return f"expected a JSON object, got {kind}"
+
+
+def _validation_error(exc: RequestValidationError, content_type: str | None = None) -> Response:
     errors = exc.errors()
     fields, messages = [], []
     for err in errors[:10]:
         loc = tuple(err.get("loc", ()))
-        if err.get("type") == "json_invalid":
-            name = "body"
-            msg = "invalid JSON"
+        kind = err.get("type")
+        if kind == "json_invalid":
+            # loc is ("body", offset of the error): the field is the body itself.
+            ctx = err.get("ctx") or {}
+            where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+            detail = f" ({ctx['error']}{where})" if ctx.get("error") else ""
+            name, msg, field = "body", f"not valid JSON{detail}", "body"
+        elif loc == ("body",) and kind in ("model_attributes_type", "model_type", "dict_type"):
+            name, msg, field = "body", _not_an_object(err.get("input"), content_type), "body"
         else:
             name = _field_name(loc)
             msg = str(err.get("msg", "invalid"))
-        fields.append(".".join(str(p) for p in loc) or "request")
+            field = ".".join(str(p) for p in loc) or "request"
+        fields.append(field)
         messages.append(f"{name}: {msg}")
     return error_response(422, "invalid_request", "; ".join(messages) or "invalid request", fields=fields)
 
@@ -147,7 +167,7 @@ def _allowed_methods(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
-        return _validation_error(exc)
+        return _validation_error(exc, request.headers.get("content-type"))
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         status = exc.status_code
@@ -181,6 +201,29 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+def _match_route(scope: Scope) -> None:
+    """Set ``scope["route"]`` as routing would (a full match, else a method mismatch), for a request answered
+    before routing. Unmatched paths keep no route, so metrics label them "unmatched"."""
+    app = scope.get("app")
+    routes = list(getattr(getattr(app, "router", None), "routes", ()))
+    partial = None
+    while routes:
+        route = routes.pop(0)
+        included = getattr(route, "original_router", None)  # FastAPI wraps included routers
+        if included is not None:
+            routes[:0] = list(included.routes)
+            continue
+        match, child = route.matches(scope)
+        if match == Match.FULL:
+            if child.get("route") is not None:  # API routes; mounts (static files) set none when routed either
+                scope["route"] = child["route"]
+            return
+        if match == Match.PARTIAL and partial is None:
+            partial = child.get("route")
+    if partial is not None:
+        scope["route"] = partial
+
+
 class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``: at once from Content-Length, else while the body streams in."""
 
@@ -199,6 +242,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     length = -1
                 if length > self.max_bytes:
+                    _match_route(scope)  # so that metrics label the rejection with the route it was sent to
                     await error_response(413, "body_too_large", f"request body larger than {self.max_bytes} bytes")(
                         scope, receive, send
                     )

@@ -59,6 +59,8 @@ class RelatedFastPath:
             await self.app(scope, receive, send)
             return
         body, etag = hit
+        # A hit means the article exists in the served state (only found articles are cached, and any change
+        # moves the state on), so "*" may match here; an unknown article always reaches the route's 404.
         scope["route"] = _ROUTE
         headers = [(b"etag", etag.encode()), (b"cache-control", self.cache_control)]
         inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)

@@ -6,6 +6,8 @@ Index and cache values are read from the LiveIndex at scrape time rather than pu
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.serving import LiveIndex
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+__all__ = ["Metrics", "MetricsMiddleware", "route_label"]
 
 # Related lookups take ~1-10 ms; cache hits well under 1 ms; reloads of the big index seconds.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -93,11 +95,21 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+_CONVERTER = re.compile(r"\{([^{}:]+):[^{}]*\}")
+
+
+@functools.lru_cache(maxsize=256)
+def route_label(path: str) -> str:
+    """The route template as documented: ``/v1/articles/{article_id:any_id}/related`` ->
+    ``/v1/articles/{article_id}/related`` (the converter is an implementation detail)."""
+    return _CONVERTER.sub(r"{\1}", path)
+
+
 def _route_template(scope: Scope) -> str:
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
     # Unmatched paths are attacker-chosen: one label for all of them keeps the series count bounded.
-    return path if isinstance(path, str) else "unmatched"
+    return route_label(path) if isinstance(path, str) else "unmatched"
 
 
 class MetricsMiddleware:

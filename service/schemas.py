@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from recommender.serving import RelatedQuery
+
 __all__ = [
     "ARTICLE_ID_PATTERN",
     "ArticleDetail",
@@ -119,8 +121,9 @@ class ArticleIn(_ArticleFields):
 class DraftRelatedRequest(_ArticleFields):
     """Body of POST /v1/related: an article-like object plus the options of the GET route.
 
-    ``section`` here is the draft's own section; to restrict results to sections use the ``section`` query
-    parameter. Options given in the body win over the same query parameters."""
+    ``section`` and ``language`` here are the draft's own; to restrict results to sections or a language use
+    the ``section`` and ``language`` query parameters. Options given in the body win over the same query
+    parameters."""
 
     id: str | None = Field(
         None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed."
@@ -137,6 +140,14 @@ class DraftRelatedRequest(_ArticleFields):
     until: IsoDatetime | None = None
     freshness: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, gt=0, le=36_500, **_FINITE)
     diversity: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, ge=0, le=1, **_FINITE)
+    window: Annotated[float | None, BeforeValidator(_json_number)] = Field(
+        None,
+        gt=0,
+        le=36_500,
+        **_FINITE,
+        description="Only articles published within this many days of the draft's published_at (no window "
+        "without one).",
+    )
 
 
 class RelatedParams(BaseModel):
@@ -158,6 +169,22 @@ class RelatedParams(BaseModel):
     )
     diversity: float | None = Field(
         None, ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied."
+    )
+    language: str | None = Field(
+        None,
+        min_length=1,
+        max_length=RelatedQuery.MAX_LANGUAGE_LENGTH,
+        # Documented here, checked by RelatedQuery.build with a clearer message than a pattern mismatch.
+        json_schema_extra={"pattern": r"\S"},
+        description="Only articles in this language (code as stored in the articles, e.g. en; any case).",
+    )
+    window: float | None = Field(
+        None,
+        gt=0,
+        le=36_500,
+        allow_inf_nan=False,
+        description="Only articles published within this many days of the source article (no window for an "
+        "article without a date).",
     )
 
 

@@ -95,9 +95,15 @@ def test_recall_floor_refuses_a_poor_approximate_index(tmp_path, embedder, demo_
     with pytest.raises(ValidationFailedError, match="ivf index recall@10 .* is below the floor 0.990; nothing published"):
         build_index([export], settings, embedder=embedder, progress=False)
     assert IndexDirectory(settings.index_dir).current() is None
-    report = build_index([export], settings.overridden(index_type="hnsw", recall_floor=0.9), embedder=embedder, progress=False)
+    # Approximate for both retrievers: HNSW, and TF-IDF lists that skip terms in more than 20 articles.
+    large = settings.overridden(index_type="hnsw", recall_floor=0.9, lexical_exact_threshold=0, lexical_max_postings=20)
+    report = build_index([export], large, embedder=embedder, progress=False)
     assert report.index_type == "hnsw" and report.recall_at_10 >= 0.9
-    assert Manifest.read(IndexDirectory(settings.index_dir).current_path()).extra["recall_at_10"] == report.recall_at_10
+    assert 0.0 < report.lexical_recall_at_10 < 1.0
+    extra = Manifest.read(IndexDirectory(settings.index_dir).current_path()).extra
+    assert extra["recall_at_10"] == report.recall_at_10 and extra["lexical_recall_at_10"] == report.lexical_recall_at_10
+    exact = build_index([export], settings.overridden(index_type="flat"), embedder=embedder, progress=False)
+    assert exact.lexical_recall_at_10 is None and exact.recall_at_10 is None  # exact on both sides: nothing to measure
 
 
 def test_live_changes_are_folded_into_the_next_build(tmp_path, embedder):

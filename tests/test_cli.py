@@ -18,6 +18,14 @@ def _run(*args, env=None):
     return runner.invoke(app, [str(a) for a in args], env=env)
 
 
+def _one_error_line(result) -> str:
+    """The whole output must be one non-empty line, on stderr: no usage banner, box or traceback."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert result.stdout.strip() == "" and result.stderr.strip() == lines[0]
+    return lines[0]
+
+
 def _commands():
     out = []
     for group in (None, "index"):
@@ -49,18 +57,115 @@ def test_related_json_and_text(demo_index):
     assert {i["section"] for i in sport["items"]} == {"sport"}
 
 
+def test_related_unknown_article(demo_index):
+    result = _run("related", "nope", "--index-dir", demo_index)
+    assert result.exit_code == 1
+    assert _one_error_line(result) == "error: article not found: 'nope'"
+
+
 @pytest.mark.parametrize(
-    "args, code, message",
+    "args, env, message",
     [
-        (["related", "nope"], 1, "error: article not found: 'nope'"),
-        (["related", "demo-006", "--since", "soon"], 2, "since: not an ISO-8601 date: 'soon'"),
+        (["related", "demo-006", "-k", "0"], None, "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1"),
+        (["related", "demo-006", "--since", "soon"], None, "error: Invalid value for '--since': not an ISO-8601 date: 'soon'"),
+        (["related", "demo-006", "--until", "2024-13-01"], None, "error: Invalid value for '--until': not an ISO-8601 date: '2024-13-01'"),
+        (["related", "demo-006", "--window", "0"], None, "error: Invalid value for '--window': must be a positive number of days"),
+        (["related", "demo-006", "--window", "inf"], None, "error: Invalid value for '--window': must be a positive number of days"),
+        (["related", "demo-006", "--bogus"], None, "error: No such option: --bogus"),
+        (["related"], None, "error: Missing argument 'article_id'."),
+        (["related", "demo-006"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
+        (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of float32, bf16"),
+        (["related", "demo-006"], {"RECOMMENDER_RANKING__DIVERSITY": "2"}, "error: RECOMMENDER_RANKING: diversity must be between 0 and 1"),
+        (["related", "demo-006"], {"RECOMMENDER_RANKING__BOGUS": "1"}, "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, freshness_half_life_days, fusion, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days"),
+        (["serve", "--port", "99999"], None, "error: --port=99999: Input should be less than or equal to 65535"),
+        (["build", "x.jsonl", "--max-drop", "-1"], None, "error: Invalid value for '--max-drop': Input should be greater than or equal to 0"),
+        (["evaluate", "--qrels", "q.tsv"], None, "error: Missing option '--report'."),
+        (["nosuch"], None, "error: No such command 'nosuch'."),
     ],
 )
-def test_related_errors(demo_index, args, code, message):
-    result = _run(*args, "--index-dir", demo_index)
-    assert result.exit_code == code
-    assert message in result.output
-    assert "Traceback" not in result.output
+def test_usage_and_settings_errors_are_one_line_with_exit_2(tmp_path, args, env, message):
+    result = _run(*args, "--index-dir", tmp_path, env=env)
+    assert result.exit_code == 2
+    assert _one_error_line(result) == message
+
+
+def test_help_still_exits_0():
+    result = _run("related", "--help")
+    assert result.exit_code == 0 and "--window" in result.output and result.output.count("error:") == 0
+
+
+def test_index_dir_that_is_a_file(tmp_path):
+    regular = tmp_path / "regular-file"
+    regular.write_text("not an index")
+    export = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "title": "t"}])
+    for args in (["related", "x"], ["build", export], ["index", "list"]):
+        result = _run(*args, "--index-dir", regular)
+        assert result.exit_code == 2
+        assert _one_error_line(result) == f"error: --index-dir {regular} is not a folder"
+    nested = _run("related", "x", "--index-dir", regular / "sub")
+    assert nested.exit_code == 2
+    assert _one_error_line(nested) == f"error: --index-dir {regular / 'sub'} is not a folder ({regular} is a file)"
+    from_env = _run("index", "list", env={"RECOMMENDER_INDEX_DIR": str(regular)})
+    assert from_env.exit_code == 2
+    assert _one_error_line(from_env) == f"error: RECOMMENDER_INDEX_DIR {regular} is not a folder"
+
+
+def test_build_of_an_unreadable_file(tmp_path, monkeypatch):
+    from test_loading import deny_reading
+
+    export = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "title": "t", "body": "b"}])
+    deny_reading(monkeypatch, export)
+    result = _run("build", export, "--index-dir", tmp_path / "idx")
+    assert result.exit_code == 2
+    assert _one_error_line(result) == f"error: {export}: permission denied"
+
+
+def _related_json(*args):
+    result = _run("related", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["items"]
+
+
+def test_related_exclude(demo_index):
+    top = [i["id"] for i in _related_json("demo-006", "--index-dir", demo_index, "-k", "4")]
+    items = _related_json("demo-006", "--index-dir", demo_index, "-k", "4", "--exclude", f"{top[0]}, {top[1]},", "--exclude", top[2])
+    ids = [i["id"] for i in items]
+    assert len(ids) == 4 and not set(ids) & set(top[:3])
+    assert ids[0] == top[3]  # the rest keep their order
+
+
+def test_related_window(demo_index, demo_records):
+    from datetime import datetime
+
+    def day(text):
+        return datetime.fromisoformat(text)
+
+    source = day(next(r for r in demo_records if r["id"] == "demo-006")["published_at"])
+    unbounded = _related_json("demo-006", "--index-dir", demo_index, "-k", "10")
+    assert any(abs(day(i["published_at"]) - source).days >= 2 for i in unbounded)  # the window has work to do
+    windowed = _related_json("demo-006", "--index-dir", demo_index, "-k", "10", "--window", "2")
+    assert windowed and all(abs(day(i["published_at"]) - source).total_seconds() <= 2 * 86400 for i in windowed)
+
+
+def test_related_language(tmp_path, embedder):
+    from recommender.build import build_index
+    from recommender.settings import Settings
+
+    angles = [
+        ("Ceasefire talks open in Lisgard", "Delegations arrived in Lisgard for the first round of ceasefire talks."),
+        ("Ceasefire envoys trade proposals", "Envoys exchanged written proposals on prisoner swaps and a ceasefire line."),
+        ("Ceasefire deal signed after talks", "After three days of talks the two sides signed a ceasefire in Lisgard."),
+    ]
+    rows = [
+        {"id": f"{lang}-{i}", "language": lang, "title": f"{title} ({lang})", "body": f"{body} Reporters from the {lang} desk followed day {i}."}
+        for lang in ("en", "de") for i, (title, body) in enumerate(angles)
+    ]
+    build_index([write_jsonl(tmp_path / "e.jsonl", rows)], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
+    both = {i["id"][:2] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "-k", "5")}
+    assert both == {"en", "de"}
+    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "DE")} == {"de-0", "de-1", "de-2"}
+    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "en")} == {"en-1", "en-2"}
+    assert _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "fr") == []
 
 
 def test_related_without_an_index(tmp_path):
@@ -126,3 +231,16 @@ def test_env_settings_and_python_dash_m(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: no versions in {env_dir}; run `recommender build` first"
+
+
+def test_python_dash_m_usage_error_is_one_line(tmp_path):
+    """The console entry point (not only CliRunner) prints one line for a bad option value and a bad env var."""
+    for args, env, message in (
+        (["related", "x", "-k", "0"], {}, "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1"),
+        (["related", "x"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "recommender", *args, "--index-dir", str(tmp_path)],
+            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO, check=False,
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")

@@ -19,6 +19,7 @@ from recommender.evaluation.metrics import (
     metric_curves,
     metric_key,
     near_duplicate_rate,
+    duplicate_pair_rate,
     novelty,
     parse_metric_key,
     per_query_ranking_metrics,
@@ -237,6 +238,25 @@ def test_near_duplicate_and_self_recommendation():
     # 1 of 2 lists contains its own source
     assert self_recommendation_rate(run) == {"self_recommendation_rate": 0.5}
     assert self_recommendation_rate(run, k=1) == {"self_recommendation_rate@1": 0.0}
+
+
+def test_duplicate_pair_rate():
+    same = lambda a, b: a.split("~")[0] == b.split("~")[0]  # noqa: E731 - "s~1" and "s~2" are one story
+    run = {"q1": ["s~1", "x", "s~2"], "q2": ["a", "b", "c"], "q3": ["s~1", "t", "t~copy"]}
+    assert duplicate_pair_rate(run, same) == {"duplicate_pair_rate": 2 / 3}
+    assert duplicate_pair_rate(run, same, k=2) == {"duplicate_pair_rate@2": 0.0}  # the pairs sit at 1+3 and 2+3
+    assert duplicate_pair_rate({}, same) == {}
+
+
+def test_exact_shingle_predicate_is_independent_of_minhash(demo_recommender, demo_records):
+    """The evaluation measures near-duplicates with exact shingle Jaccard, not the engine's own MinHash estimate."""
+    from recommender.evaluation.systems import near_duplicate_predicate
+
+    is_dup = near_duplicate_predicate(demo_recommender)
+    copies = [(r["id"], r["republished_of"]) for r in demo_records if r.get("republished_of")]
+    assert copies and all(is_dup(a, b) and is_dup(b, a) for a, b in copies)
+    assert not is_dup("demo-006", "demo-003")  # same story, written anew: related, not a copy
+    assert not is_dup("demo-006", "no-such-id")
 
 
 def test_latency_percentiles():

@@ -186,6 +186,7 @@ def test_evaluate_end_to_end_with_beyond_accuracy():
         "novelty@3",
         "freshness_median_days@3",
         "near_duplicate_rate@3",
+        "duplicate_pair_rate@3",
         "self_recommendation_rate@3",
         "latency_p50_ms",
         "latency_p99_ms",
@@ -324,3 +325,37 @@ def test_tfidf_on_ecbplus_dev():
     assert result.means["tfidf"]["ndcg@10"] == pytest.approx(0.964, abs=0.005)
     assert result.means["random"]["ndcg@10"] < 0.1
     assert result.comparisons_for("ndcg@10")[0].significant()
+
+
+def test_evaluate_counts_unknown_ids_of_queries_left_out_and_keeps_caller_meta():
+    articles = corpus()
+    qrels = {"rates1": {"rates2": 1}, "ghost": {"rates1": 1}, "storm1": {"storm2": 1, "nowhere": 2}}
+    system = FunctionSystem("a", lambda q, k: ["rates2", "storm2"])
+    # The caller asks only the queries the index holds; the ghost query must still be reported, not hidden.
+    result = evaluate(
+        [system], qrels, articles=articles, queries=["rates1", "storm1"], progress=False,
+        meta={"ground_truth": {"kind": "qrels", "source": "q.tsv"}},
+    )
+    assert result.queries == ["rates1", "storm1"]
+    assert result.meta["unknown_ids"] == {"unknown_query_ids": 1, "unknown_doc_ids": 1, "pairs_with_unknown_doc": 1, "examples": ["ghost", "nowhere"]}
+    assert result.meta["ground_truth"] == {"kind": "qrels", "source": "q.tsv"}
+    from recommender.evaluation.runner import _OWN_META_KEYS
+
+    assert set(result.meta) == _OWN_META_KEYS | {"ground_truth"}  # the reserved list is the real one
+    with pytest.raises(ValueError) as info:
+        evaluate([system], qrels, progress=False, meta={"seed": 7, "queries": 1})
+    assert str(info.value) == "meta key(s) queries, seed are set by evaluate() itself"
+
+
+def test_comparison_table_shows_difference_and_p_values():
+    articles = corpus()
+    qrels = qrels_from_labels(articles, "story")
+    good, bad = TfidfSystem(articles), RandomSystem(articles, seed=0)
+    result = evaluate([good, bad], qrels, cutoffs=(3,), articles=articles, progress=False, n_bootstrap=50)
+    c = result.comparisons_for("ndcg@3")[0]
+    lines = result.comparison_table().splitlines()
+    assert lines[0] == f"ndcg@3 against tfidf (mean {c.baseline_mean:.4f}), paired over {len(articles)} queries"
+    assert lines[1].split() == ["system", "mean", "difference", "t-test", "p", "Wilcoxon", "p"]
+    assert lines[3].split()[:3] == ["random", f"{c.system_mean:.4f}", f"{c.mean_difference:+.4f}"]
+    assert len(lines) == 4
+    assert evaluate([good], qrels, cutoffs=(3,), progress=False).comparison_table() == ""  # nothing to compare

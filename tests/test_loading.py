@@ -117,3 +117,30 @@ def test_title_from_body_is_opt_in_and_counted(tmp_path):
     assert [(a.id, a.title, a.extra) for a in lenient.articles] == [("w", "FED WEEKLY REPORT", {"title_derived": True})]
     assert lenient.derived_titles == 1
     assert [str(r) for r in lenient.rejects] == [f"{path}:2: title: missing or empty"]
+
+
+def deny_reading(monkeypatch, denied):
+    """Make ``open`` in the loader refuse ``denied`` like an unreadable file does. Tests run as root here, and
+    root reads a chmod 000 file anyway, so the refusal is injected at the one call the loader makes."""
+    import builtins
+
+    from recommender import loading
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) == str(denied):
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(loading, "open", guarded_open, raising=False)
+
+
+@pytest.mark.parametrize("name, row", [("x.jsonl", json.dumps(_ok(1))), ("x.csv", "id,title,body\na1,Title 1,Body 1")])
+def test_unreadable_file_is_a_load_error(tmp_path, monkeypatch, name, row):
+    path = tmp_path / name
+    path.write_text(row + "\n")
+    readable = write_jsonl(tmp_path / "other.jsonl", [_ok(2)])
+    deny_reading(monkeypatch, path)
+    assert [a.id for a in load_articles([readable]).articles] == ["a2"]  # only the denied file is refused
+    with pytest.raises(LoadError) as info:
+        load_articles([readable, path])
+    assert str(info.value) == f"{path}: permission denied"

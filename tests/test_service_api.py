@@ -102,9 +102,107 @@ def test_dates_without_a_utc_equivalent_are_open_bounds(client: TestClient) -> N
 def test_unknown_article_is_404(client: TestClient) -> None:
     error = _error(client.get(RELATED.format("no-such-article")), 404, "article_not_found")
     assert "no-such-article" in error["message"]
+    # an unknown article never matches a validator, not even "*"
+    r = client.get(RELATED.format("no-such-id"), headers={"If-None-Match": "*"})
+    assert _error(r, 404, "article_not_found")["message"] == "article not found: 'no-such-id'"
+    assert "etag" not in r.headers
     _error(client.get("/v1/articles/no-such-article"), 404, "article_not_found")
     _error(client.get("/v1/nothing-here"), 404, "not_found")
     _error(client.post("/healthz"), 405, "method_not_allowed")
+
+
+def test_if_none_match_star_needs_an_existing_article(client: TestClient) -> None:
+    star = {"If-None-Match": "*"}
+    assert client.get(RELATED.format("demo-001"), headers=star).status_code == 304  # by the route
+    assert client.get(RELATED.format("demo-001")).status_code == 200
+    assert client.get(RELATED.format("demo-001"), headers=star).status_code == 304  # by the fast path
+    assert client.delete("/v1/articles/demo-001", headers=admin_headers()).status_code == 204
+    r = client.get(RELATED.format("demo-001"), headers=star)
+    assert _error(r, 404, "article_not_found")["message"] == "article not found: 'demo-001'"
+
+
+def _days_apart(a: str, b: str) -> float:
+    from datetime import datetime
+
+    return abs((datetime.fromisoformat(a) - datetime.fromisoformat(b)).total_seconds()) / 86400
+
+
+def test_language_option(client: TestClient) -> None:
+    german = _draft(title="Sonde Tessera erreicht den Kometen Okafor-Lind", language="de", section="science")
+    assert client.put("/v1/articles/live-de", json=german, headers=admin_headers()).status_code == 201
+    everything = client.get(RELATED.format("demo-002"), params={"k": 50}).json()["items"]
+    assert "live-de" in [i["id"] for i in everything]
+    only_de = client.get(RELATED.format("demo-002"), params={"language": "de"})
+    assert only_de.status_code == 200 and [i["id"] for i in only_de.json()["items"]] == ["live-de"]
+    only_en = client.get(RELATED.format("demo-002"), params={"language": " EN ", "k": 50})  # normalised
+    assert len(only_en.json()["items"]) == 50 and "live-de" not in [i["id"] for i in only_en.json()["items"]]
+    assert only_de.headers["etag"] != only_en.headers["etag"]  # part of the cache key
+    none = client.get(RELATED.format("demo-002"), params={"language": "fr"})
+    assert none.status_code == 200 and none.json()["items"] == []
+    # POST: the query option filters; "language" in the body is the draft's own language, not a filter
+    draft = client.post("/v1/related", params={"language": "de"}, json=_draft(language="en"))
+    assert [i["id"] for i in draft.json()["items"]] == ["live-de"]
+    assert "live-de" in [i["id"] for i in client.post("/v1/related", json=_draft(language="fr", k=50)).json()["items"]]
+
+
+def test_window_option(client: TestClient) -> None:
+    source = client.get("/v1/articles/demo-006").json()["published_at"]
+    wide = client.get(RELATED.format("demo-006"), params={"k": 50}).json()["items"]
+    assert max(_days_apart(i["published_at"], source) for i in wide) > 3  # so the window has work to do
+    r = client.get(RELATED.format("demo-006"), params={"k": 50, "window": 3})
+    assert r.status_code == 200 and 0 < len(r.json()["items"]) < 50
+    assert all(_days_apart(i["published_at"], source) <= 3 for i in r.json()["items"])
+    half = client.get(RELATED.format("demo-006"), params={"k": 50, "window": 0.5}).json()["items"]
+    assert all(_days_apart(i["published_at"], source) <= 0.5 for i in half) and len(half) < len(r.json()["items"])
+    # drafts: counted from the draft's published_at; the body wins over the query
+    dated = _draft(published_at="2026-08-20T12:00:00Z", k=50)
+    for params, body in (({"window": 2}, dated), ({"window": 30}, {**dated, "window": 2})):
+        items = client.post("/v1/related", params=params, json=body).json()["items"]
+        assert items and all(_days_apart(i["published_at"], "2026-08-20T12:00:00Z") <= 2 for i in items)
+        assert len(items) < 50
+    # a source without a date has no window to apply (as for an indexed article without one)
+    undated = client.post("/v1/related", params={"window": 2}, json=_draft(k=50)).json()["items"]
+    assert undated == client.post("/v1/related", json=_draft(k=50)).json()["items"]
+
+
+@pytest.mark.parametrize(
+    "params, message, field",
+    [
+        ({"window": 0}, "window: Input should be greater than 0", "query.window"),
+        ({"window": -2}, "window: Input should be greater than 0", "query.window"),
+        ({"window": "nan"}, "window: Input should be a finite number", "query.window"),
+        (
+            {"window": "week"},
+            "window: Input should be a valid number, unable to parse string as a number",
+            "query.window",
+        ),
+        ({"window": 40_000}, "window: Input should be less than or equal to 36500", "query.window"),
+        ({"language": ""}, "language: String should have at least 1 character", "query.language"),
+        ({"language": "  "}, "language: must be a language code of 1 to 35 characters, e.g. en", "query.language"),
+        ({"language": "x" * 36}, "language: String should have at most 35 characters", "query.language"),
+    ],
+)
+def test_invalid_language_and_window(client: TestClient, params: dict, message: str, field: str) -> None:
+    for r in (
+        client.get(RELATED.format("demo-006"), params=params),
+        client.post("/v1/related", params=params, json=_draft(published_at="2026-08-20T12:00:00Z")),
+    ):
+        error = _error(r, 422, "invalid_request")
+        assert (error["message"], error["fields"]) == (message, [field])
+
+
+@pytest.mark.parametrize(
+    "body, params, message, field",
+    [
+        ({"window": 0}, {}, "window: Input should be greater than 0", "body.window"),
+        ({"window": "7"}, {}, "window: Value error, expected a JSON number", "body.window"),
+        ({"window": True}, {}, "window: Value error, expected a JSON number", "body.window"),
+        ({"window": 1e6}, {}, "window: Input should be less than or equal to 36500", "body.window"),
+    ],
+)
+def test_invalid_window_in_a_draft(client: TestClient, body: dict, params: dict, message: str, field: str) -> None:
+    error = _error(client.post("/v1/related", params=params, json=_draft(**body)), 422, "invalid_request")
+    assert (error["message"], error["fields"]) == (message, [field])
 
 
 @pytest.mark.parametrize(
@@ -175,12 +273,46 @@ def test_post_related_invalid_bodies(client: TestClient, body: dict, field: str)
     assert field in error["message"]
 
 
-def test_malformed_json_and_non_objects(client: TestClient) -> None:
-    headers = {"content-type": "application/json"}
-    _error(client.post("/v1/related", content=b"{not json", headers=headers), 422, "invalid_request")
-    _error(client.post("/v1/related", content=b"[1, 2]", headers=headers), 422, "invalid_request")
-    _error(client.post("/v1/related", content=b"", headers=headers), 422, "invalid_request")
-    _error(client.post("/v1/related", content=b"\xff\xfe", headers=headers), 422, "invalid_request")
+@pytest.mark.parametrize(
+    "content, content_type, message",
+    [
+        (
+            b"{not json",
+            "application/json",
+            "body: not valid JSON (Expecting property name enclosed in double quotes at character 1)",
+        ),
+        (
+            b'{"title": x}',
+            "application/json",
+            "body: not valid JSON (Expecting value at character 10)",
+        ),
+        (b"\xff\xfe", "application/json", "body: not valid JSON (Expecting value at character 0)"),
+        (b"[1, 2]", "application/json", "body: expected a JSON object, got an array"),
+        (b'"title"', "application/json", "body: expected a JSON object, got a string"),
+        (b"7", "application/json", "body: expected a JSON object, got a number"),
+        (b"", "application/json", "body: Field required"),
+        (
+            b'{"title": "x"}',
+            "text/plain",
+            "body: expected a JSON object with Content-Type: application/json, got Content-Type: text/plain",
+        ),
+        (
+            b'{"title": "x"}',
+            "application/x-www-form-urlencoded",
+            (
+                "body: expected a JSON object with Content-Type: application/json, "
+                "got Content-Type: application/x-www-form-urlencoded"
+            ),
+        ),
+    ],
+)
+def test_malformed_json_and_non_objects(client: TestClient, content: bytes, content_type: str, message: str) -> None:
+    for method, path, headers in (("POST", "/v1/related", {}), ("PUT", "/v1/articles/a1", admin_headers())):
+        r = client.request(method, path, content=content, headers={"content-type": content_type, **headers})
+        error = _error(r, 422, "invalid_request")
+        assert error["message"] == message
+        assert error["fields"] == ["body"]
+    assert client.get("/v1/index").json()["pending_changes"] == 0
 
 
 def test_body_over_the_limit_is_413(client: TestClient) -> None:
@@ -345,7 +477,7 @@ def test_fast_path_hits_match_the_route_exactly(client: TestClient) -> None:
         assert first.headers[header] == second.headers[header]
     hits = client.get("/metrics").text
     assert "recommender_cache_hits_total 1.0" in hits
-    assert 'route="/v1/articles/{article_id:any_id}/related",status="200"} 2.0' in hits
+    assert 'route="/v1/articles/{article_id}/related",status="200"} 2.0' in hits
     # a delete changes the state: the cached bytes are never served again
     client.delete("/v1/articles/news/with%20space", headers=admin_headers())
     _error(client.get(url, params={"k": 3, "section": "science"}), 404, "article_not_found")
@@ -402,10 +534,15 @@ def test_metrics(client: TestClient) -> None:
     client.get(RELATED.format("demo-006"))
     client.get(RELATED.format("missing"))
     client.get("/some/random/path")
+    big = b"{" + b" " * 1_100_000 + b"}"  # refused on its Content-Length, before routing
+    json_type = {"content-type": "application/json"}
+    _error(client.post("/v1/related", content=big, headers=json_type), 413, "body_too_large")
+    _error(client.put("/v1/articles/news/a%20b", content=big, headers=json_type), 413, "body_too_large")
+    _error(client.post("/static/app.js", content=big, headers=json_type), 413, "body_too_large")
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     samples = _samples(response.text)
-    route = ("route", "/v1/articles/{article_id:any_id}/related")
+    route = ("route", "/v1/articles/{article_id}/related")
 
     def labels(status: str, **extra: str) -> tuple:
         return tuple(sorted({"method": "GET", "route": route[1], "status": status, **extra}.items()))
@@ -416,6 +553,14 @@ def test_metrics(client: TestClient) -> None:
     assert samples[("recommender_http_request_duration_seconds_bucket", labels("200", le="+Inf"))] == 2
     unmatched = tuple(sorted({"method": "GET", "route": "unmatched", "status": "404"}.items()))
     assert samples[("recommender_http_requests_total", unmatched)] == 1
+    # 413s answered by the body limit carry the route they were sent to (path converters never show)
+    for method, template in (("POST", "/v1/related"), ("PUT", "/v1/articles/{article_id}")):
+        too_large = tuple(sorted({"method": method, "route": template, "status": "413"}.items()))
+        assert samples[("recommender_http_requests_total", too_large)] == 1
+    static = tuple(sorted({"method": "POST", "route": "unmatched", "status": "413"}.items()))
+    assert samples[("recommender_http_requests_total", static)] == 1  # no route template: a mount
+    assert ":any_id" not in response.text and ":article_id" not in response.text
+    assert "a%20b" not in response.text and "a b" not in response.text
     assert "/some/random/path" not in response.text  # attacker-chosen paths never become label values
     assert samples[("recommender_index_articles", ())] == 140
     assert samples[("recommender_index_ready", ())] == 1
@@ -452,7 +597,15 @@ def test_openapi_contract(client: TestClient) -> None:
         "until",
         "freshness",
         "diversity",
+        "language",
+        "window",
     }
+    window = next(p for p in related["parameters"] if p["name"] == "window")["schema"]["anyOf"][0]
+    assert (window["type"], window["exclusiveMinimum"]) == ("number", 0)
+    language = next(p for p in related["parameters"] if p["name"] == "language")["schema"]["anyOf"][0]
+    assert (language["minLength"], language["maxLength"]) == (1, 35)
+    draft = schema["components"]["schemas"]["DraftRelatedRequest"]["properties"]
+    assert "window" in draft and "language" in draft  # language: the draft's own (the filter is a query option)
     k = next(p for p in related["parameters"] if p["name"] == "k")["schema"]
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 6)
     assert related["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelatedResponse")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import ServerProcess, admin_headers, copy_index, publish_copy, wait_until
+from service_fixtures import REPO, ServerProcess, admin_headers, copy_index, publish_copy, wait_until
 
 from index import IndexDirectory
 
@@ -129,3 +131,76 @@ def test_reload_under_concurrent_load_drops_no_request(servers, demo_index: Path
     assert failures == []
     assert versions[first] > 0 and versions[second] > 0
     assert sum(versions.values()) > 50
+
+
+def test_model_loads_in_the_background_at_startup(servers, demo_index: Path, tmp_path: Path) -> None:
+    root = copy_index(demo_index, tmp_path / "index")
+    server = servers(root, poll_interval=0)
+    loaded = "service.app: model all-MiniLM-L6-v2 loaded in"
+    with server.client() as c:
+        # up and ready at once: neither waits for the model (it takes seconds more)
+        assert c.get("/readyz").status_code == 200
+        assert loaded not in server.log_path.read_text()
+        wait_until(lambda: loaded in server.log_path.read_text(), 60, 0.1, "the model preload")
+        started = time.monotonic()
+        draft = {"title": "Tessera probe reaches comet Okafor-Lind", "body": "Mission scientists cheered.", "k": 3}
+        r = c.post("/v1/related", json=draft)
+        elapsed = time.monotonic() - started
+        assert r.status_code == 200, r.text
+        assert any("Okafor-Lind" in item["title"] for item in r.json()["items"])
+        assert elapsed < 3.0, f"first draft request took {elapsed:.1f}s"
+
+
+def test_a_pushed_article_joins_the_related_list_at_once(servers, demo_index: Path, tmp_path: Path) -> None:
+    root = copy_index(demo_index, tmp_path / "index")
+    server = servers(root, poll_interval=0)
+    related = "/v1/articles/demo-002/related"
+    article = {
+        "title": "Tessera probe completes engine burn on final approach to comet Okafor-Lind",
+        "summary": "An engine burn by the Tessera spacecraft sets up its rendezvous with comet Okafor-Lind.",
+        "body": "Controllers of the Continental Space Agency in Halden said Tessera's engines fired for fourteen "
+        "minutes, leaving the probe two million kilometres from comet Okafor-Lind ahead of the August "
+        "rendezvous. The Pebble lander is due to be released in October, said Dr. Ruth Okafor.",
+        "section": "science",
+        "tags": ["space", "comet", "tessera"],
+        "published_at": "2026-08-01T12:00:00Z",
+    }
+
+    def ids(c: httpx.Client) -> list[str]:
+        r = c.get(related)
+        assert r.status_code == 200, r.text
+        return [item["id"] for item in r.json()["items"]]
+
+    with server.client() as c:
+        assert "live/tessera-burn" not in ids(c)  # also puts the list in the response cache
+        assert c.put("/v1/articles/live/tessera-burn", json=article, headers=admin_headers()).status_code == 201
+        acknowledged = time.monotonic()
+        wait_until(lambda: "live/tessera-burn" in ids(c), 1.0, 0.02, "the pushed article in demo-002's list")
+        assert time.monotonic() - acknowledged < 1.0
+        assert c.delete("/v1/articles/live/tessera-burn", headers=admin_headers()).status_code == 204
+        assert "live/tessera-burn" not in ids(c)
+        assert "live/tessera-burn" not in [i["id"] for i in c.get(related, params={"k": 50}).json()["items"]]
+
+
+@pytest.mark.parametrize("command", [["-m", "service"], ["-m", "recommender", "serve"]])
+def test_port_in_use_is_one_clear_error(servers, demo_index: Path, tmp_path: Path, command: list[str]) -> None:
+    server = servers(copy_index(demo_index, tmp_path / "index"), poll_interval=0)
+    second = subprocess.run(
+        [sys.executable, *command],
+        cwd=REPO,
+        env=server.env,  # the same RECOMMENDER_HOST and RECOMMENDER_PORT
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    expected = f"error: cannot listen on 127.0.0.1:{server.port}: address already in use"
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.splitlines()[-1] == expected
+    if command == ["-m", "service"]:
+        assert second.stderr == expected + "\n" and second.stdout == ""
+    else:  # the CLI may announce what it serves first; then the same single error, no server log
+        assert len(second.stderr.splitlines()) <= 2 and "Uvicorn" not in second.stderr
+        assert "Started server process" not in second.stderr and "Traceback" not in second.stderr
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200  # the first server is untouched

@@ -100,6 +100,12 @@ def test_query_normalisation_shares_cache_entries() -> None:
     aware = RelatedQuery.build(5, since=datetime(2026, 8, 1, tzinfo=UTC))
     assert naive.key() == aware.key()
     assert RelatedQuery.build(6, freshness=7).overrides() == {"freshness_half_life_days": 7.0}
+    assert RelatedQuery.build(6, language=" EN ").key() == RelatedQuery.build(6, language="en").key()
+    assert RelatedQuery.build(6, language="en").key() != RelatedQuery.build(6, language="de").key()
+    assert RelatedQuery.build(6, window=3).key() == RelatedQuery.build(6, window=3.0).key()
+    assert RelatedQuery.build(6, window=3).key() != RelatedQuery.build(6).key()
+    assert RelatedQuery.build(6, window=3).overrides() == {"window_days": 3.0}
+    assert RelatedQuery.build(6, language="PT-br").filters().language == "pt-br"
 
 
 @pytest.mark.parametrize(
@@ -111,12 +117,33 @@ def test_query_normalisation_shares_cache_entries() -> None:
         ({"freshness": 0.0}, "freshness"),
         ({"freshness": float("nan")}, "freshness"),
         ({"diversity": 1.5}, "diversity"),
+        ({"window": 0}, "window"),
+        ({"window": -1.0}, "window"),
+        ({"window": float("inf")}, "window"),
+        ({"window": True}, "window"),
+        ({"window": "7"}, "window"),
+        ({"language": ""}, "language"),
+        ({"language": " "}, "language"),
+        ({"language": "x" * 36}, "language"),
+        ({"language": 5}, "language"),
     ],
 )
 def test_query_validation_names_the_option(kwargs: dict, field: str) -> None:
     k = kwargs.pop("k", 6)
     with pytest.raises(ValueError, match=f"^{field}:"):
         RelatedQuery.build(k, **kwargs)
+
+
+def test_language_and_window_reach_the_engine(live: LiveIndex) -> None:
+    live.upsert(_article("live-fr", language="fr"))
+    assert _ids(live.related("demo-002", RelatedQuery.build(6, language="FR")).payload) == ["live-fr"]
+    assert "live-fr" not in _ids(live.related("demo-002", RelatedQuery.build(50, language="en")).payload)
+    source = live.article("demo-006")[0].published_at
+    items = live.related("demo-006", RelatedQuery.build(50, window=2)).payload["items"]
+    assert 0 < len(items) < 50
+    for item in items:
+        published = datetime.fromisoformat(item["published_at"])
+        assert abs((published - source).total_seconds()) <= 2 * 86400
 
 
 def test_filters_and_overrides_reach_the_engine(live: LiveIndex) -> None:

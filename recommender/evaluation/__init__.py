@@ -39,6 +39,7 @@ from .metrics import (
     NDCG_GAINS,
     RANKING_METRICS,
     catalog_coverage,
+    duplicate_pair_rate,
     freshness,
     intra_list_diversity,
     latency_percentiles,
@@ -86,6 +87,7 @@ __all__ = [
     "novelty",
     "freshness",
     "near_duplicate_rate",
+    "duplicate_pair_rate",
     "self_recommendation_rate",
     "latency_percentiles",
     # systems

@@ -51,6 +51,7 @@ __all__ = [
     "novelty",
     "freshness",
     "near_duplicate_rate",
+    "duplicate_pair_rate",
     "self_recommendation_rate",
     "latency_percentiles",
 ]
@@ -409,6 +410,20 @@ def near_duplicate_rate(
     if not total:
         return {}
     return {_suffix("near_duplicate_rate", k): hits / total}
+
+
+def duplicate_pair_rate(
+    run: Run, is_near_duplicate: Callable[[str, str], bool], *, k: int | None = None
+) -> dict[str, float]:
+    """Share of lists holding two items that are near-duplicates of each other (the same story twice in a box)."""
+    lists = _truncated(run, k)
+    if not lists:
+        return {}
+    bad = 0
+    for items in lists.values():
+        if any(is_near_duplicate(a, b) for x, a in enumerate(items) for b in items[x + 1 :]):
+            bad += 1
+    return {_suffix("duplicate_pair_rate", k): bad / len(lists)}
 
 
 def self_recommendation_rate(run: Run, *, k: int | None = None) -> dict[str, float]:

@@ -25,10 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .groundtruth import UnknownIds
     from .runner import EvaluationResult
 
 __all__ = [
     "format_table",
+    "format_comparisons",
+    "unknown_line",
+    "sessions_line",
     "results_dict",
     "comparisons_dict",
     "write_results_json",
@@ -131,8 +135,11 @@ def format_table(
     systems, means, keys = _means_of(source)
     if metrics is not None:
         keys = list(metrics)
-    header = ["metric", *systems]
-    rows = [[key, *(_fmt(means[s].get(key)) for s in systems)] for key in keys]
+    return _aligned(["metric", *systems], [[key, *(_fmt(means[s].get(key)) for s in systems)] for key in keys])
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """First column left-aligned (names), the others right-aligned (numbers), a dashed rule under the header."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -142,6 +149,52 @@ def format_table(
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def _fmt_diff(value: float) -> str:
+    return f"{value:+.4f}" if value is not None and math.isfinite(value) else "-"
+
+
+def format_comparisons(result: EvaluationResult, metric: str | None = None) -> str:
+    """Plain-text table of each system against the baseline on ``metric`` (default: the headline, nDCG at the
+    largest cutoff): the terminal shows means, and a mean alone does not say whether a difference is real.
+    Empty when there is nothing to compare (one system)."""
+    metric = metric or result.headline_metric
+    chosen = [c for c in result.comparisons if c.metric == metric]
+    if not chosen:
+        return ""
+    first = chosen[0]
+    title = f"{metric} against {result.baseline} (mean {_fmt(first.baseline_mean)}), paired over {first.n} queries"
+    header = ["system", "mean", "difference", "t-test p", "Wilcoxon p"]
+    rows = [
+        [c.system, _fmt(c.system_mean), _fmt_diff(c.mean_difference), _fmt_p(c.t_pvalue), _fmt_p(c.wilcoxon_pvalue)]
+        for c in chosen
+    ]
+    return title + "\n" + _aligned(header, rows)
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def unknown_line(unknown: UnknownIds) -> str:
+    """One readable line for ground-truth ids the corpus lacks (terminal and reports say the same)."""
+    examples = sorted(set(unknown.queries) | set(unknown.docs))
+    shown = f", e.g. {', '.join(examples[:3])}" if examples else ""
+    return (
+        f"ground-truth ids not in the corpus: {_count(len(unknown.queries), 'query id')} (not evaluated), "
+        f"{_count(len(unknown.docs), 'doc id')} ({_count(unknown.pairs, 'judged pair')} with a missing doc){shown}"
+    )
+
+
+def sessions_line(stats: Mapping[str, Any]) -> str:
+    """One readable line from :meth:`SessionStats.to_dict`: how much of the reading log became ground truth."""
+    return (
+        f"sessions: {_count(stats['sessions'], 'session')} on {_count(stats['lines'], 'line')}, "
+        f"{_count(stats['reads'], 'read')} ({stats['repeated_reads']} re-reads; {stats['unknown_reads']} reads of "
+        f"{_count(stats['unknown_ids'], 'id')} not in the corpus, left out), giving "
+        f"{_count(stats['queries'], 'query', 'queries')} and {_count(stats['pairs'], 'co-read pair')}"
+    )
 
 
 def write_results_json(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
@@ -328,11 +381,10 @@ def _summary_lines(result: EvaluationResult) -> list[str]:
     cutoffs = ", ".join(map(str, result.cutoffs))
     lines = [f"{len(result.queries)} queries, cutoffs {cutoffs}, baseline: {result.baseline}"]
     if result.unknown is not None:
-        u = result.unknown
-        lines.append(
-            f"qrels ids not in the corpus: {len(u.queries)} queries, {len(u.docs)} docs "
-            f"({u.pairs} judged pairs point at missing docs)"
-        )
+        lines.append(unknown_line(result.unknown))
+    sessions = result.meta.get("sessions")
+    if isinstance(sessions, Mapping):
+        lines.append(sessions_line(sessions))
     return lines
 
 

@@ -33,6 +33,7 @@ from .metrics import (
     latency_percentiles,
     metric_key,
     near_duplicate_rate,
+    duplicate_pair_rate,
     novelty,
     per_query_ranking_metrics_many,
     self_recommendation_rate,
@@ -99,11 +100,26 @@ class EvaluationResult:
 
         return format_table(self, metrics)
 
+    def comparison_table(self, metric: str | None = None) -> str:
+        """Each system against the baseline on ``metric`` (default: the headline): difference and p-values."""
+        from .report import format_comparisons
+
+        return format_comparisons(self, metric)
+
     def comparisons_for(self, metric: str) -> list[Comparison]:
         return [c for c in self.comparisons if c.metric == metric]
 
     def write_report(self, directory: Any) -> dict[str, Any]:
         return write_report(self, directory)
+
+
+#: Keys :func:`evaluate` writes into ``result.meta`` itself; a caller's ``meta`` may not overwrite them.
+_OWN_META_KEYS = frozenset(
+    {
+        "created_at", "baseline", "systems", "cutoffs", "curve_ks", "k_requested", "metrics", "relevant_grade",
+        "ndcg_gains", "queries", "qrels", "corpus_size", "unknown_ids", "health", "n_bootstrap", "seed", "seconds",
+    }
+)
 
 
 def curve_cutoffs(cutoffs: Iterable[int]) -> tuple[int, ...]:
@@ -233,17 +249,27 @@ def evaluate(
     gains: str = "linear",
     n_bootstrap: int = 2000,
     seed: int = 0,
+    meta: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate ``systems`` on the queries of ``qrels``; the first system is the baseline of every comparison.
 
     Optional inputs switch on beyond-accuracy metrics: ``articles`` (catalog coverage, freshness, unknown-id
     checks), ``vectors`` (intra-list diversity; an array aligned to ``articles`` or an id -> vector mapping),
-    ``popularity`` (novelty), ``near_duplicate(source_id, item_id)`` (near-duplicate rate). ``queries`` restricts
+    ``popularity`` (novelty), ``near_duplicate(a_id, b_id)`` (near-duplicate rate of items against the source, and the share of lists
+    holding two near-duplicates). ``queries`` restricts
     the evaluation to a subset of the qrels queries (e.g. a seeded sample). ``relevant_grade`` and ``gains`` are
     passed to :func:`per_query_ranking_metrics`. A system raising a
     :class:`RecommenderError` for a query (e.g. unknown article) gets an empty list there, counted in ``health``.
+
+    Unknown ids are counted over all of ``qrels``, not only the evaluated ``queries``: a caller that leaves out
+    queries the index cannot answer must still see them in ``meta.json`` and the reports. ``meta`` adds facts
+    only the caller knows (where the ground truth came from, session-log statistics) to ``result.meta``.
     """
     systems = _check_systems(systems)
+    extra_meta = dict(meta or {})
+    clash = sorted(set(extra_meta) & _OWN_META_KEYS)
+    if clash:
+        raise ValueError(f"meta key(s) {', '.join(clash)} are set by evaluate() itself")
     if gains not in NDCG_GAINS:
         raise ValueError(f"unknown gains {gains!r}; allowed: {', '.join(NDCG_GAINS)}")
     cutoffs = _check_cutoffs(cutoffs)
@@ -269,7 +295,7 @@ def evaluate(
     all_ks = tuple(sorted(set(curve_ks) | set(cutoffs)))
 
     corpus = {article.id for article in articles} if articles is not None else None
-    unknown = unknown_ids(eval_qrels, corpus) if corpus is not None else None
+    unknown = unknown_ids(qrels, corpus) if corpus is not None else None
     lookup = _vector_lookup(vectors, articles)
     published = {a.id: a.published_at for a in articles if a.published_at is not None} if articles is not None else {}
 
@@ -309,6 +335,7 @@ def evaluate(
             extra.update(freshness(run, published, k=k))
         if near_duplicate is not None:
             extra.update(near_duplicate_rate(run, near_duplicate, k=k))
+            extra.update(duplicate_pair_rate(run, near_duplicate, k=k))
         extra.update(self_recommendation_rate(run, k=k))
         beyond[name_] = extra
         means[name_] = {
@@ -323,7 +350,7 @@ def evaluate(
         n_bootstrap=n_bootstrap,
         seed=seed,
     )
-    meta = {
+    run_meta: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "baseline": systems[0].name,
         "systems": [s.name for s in systems],
@@ -342,6 +369,7 @@ def evaluate(
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    run_meta.update(extra_meta)
     return EvaluationResult(
         systems=[s.name for s in systems],
         queries=judged,
@@ -356,5 +384,5 @@ def evaluate(
         health=health,
         unknown=unknown,
         comparisons=comparisons,
-        meta=meta,
+        meta=run_meta,
     )
