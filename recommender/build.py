@@ -329,9 +329,10 @@ def _build(
             k = min(settings.neighbors, max(len(articles) - 1, 1))
             sem_neighbors, self_ok = _semantic_neighbors(store, vectors, k)
             capped = len(articles) > settings.lexical_exact_threshold
-            lex_neighbors = lexical_neighbors(lexical.matrix_, k, max_postings=settings.lexical_max_postings if capped else None)
+            cap = settings.lexical_max_postings if capped else None
+            lex_neighbors = lexical_neighbors(lexical.matrix_, k, max_postings=cap, by_term=lexical.by_term)
             if capped:
-                report.lexical_recall_at_10 = round(lexical_recall(lexical.matrix_, lex_neighbors, k=10), 4)
+                report.lexical_recall_at_10 = round(lexical_recall(lexical.matrix_, lex_neighbors, k=10, by_term=lexical.by_term), 4)
 
         with stage("validate"):
             report.validation = _validate(vectors, ids, self_ok, store, store.index_type != "flat")

@@ -207,9 +207,7 @@ class Recommender:
             if base_n:
                 _, positions = self.store.search_positions(source.vector, min(n, base_n))
                 parts.append(positions[0])
-                lex = self.lexical.scores(query_lex)
-                top = min(n, len(lex))
-                parts.append(np.argpartition(-lex, top - 1)[:top] if top else np.zeros(0, np.int64))
+                parts.append(self.lexical.top(query_lex, n))
         pool = np.unique(np.concatenate([p.astype(np.int64) for p in parts]))
         return pool[pool >= 0]
 

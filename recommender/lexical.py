@@ -19,6 +19,9 @@ PARAMS_FILE = "lexical.json"
 IDF_FILE = "lexical_idf.npy"
 #: The document-term matrix as its three CSR arrays: plain .npy files can be memory-mapped (shared by workers).
 MATRIX_FILES = {"data": "lexical_data.npy", "indices": "lexical_indices.npy", "indptr": "lexical_indptr.npy"}
+#: The same matrix term-major (an inverted index): scoring a new text against every document reads only the
+#: postings of its terms (a draft at 1M articles), not every row.
+TERM_MATRIX_FILES = {"data": "lexical_terms_data.npy", "indices": "lexical_terms_indices.npy", "indptr": "lexical_terms_indptr.npy"}
 LEGACY_MATRIX_FILE = "lexical_matrix.npz"  # versions built before 0.1.0's memory-mapping; still readable
 
 
@@ -41,6 +44,7 @@ class LexicalModel:
 
     def __init__(self, params: LexicalParams | None = None) -> None:
         self.params = params or LexicalParams()
+        self._by_term: sp.csr_matrix | None = None
 
     def _vectorizer(self, n_docs: int) -> TfidfVectorizer:
         p = self.params
@@ -65,6 +69,7 @@ class LexicalModel:
         self.vectorizer_ = vectorizer
         self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
         self.matrix_.sort_indices()  # done once here: a memory-mapped copy is read-only
+        self._by_term = None
         self.terms_ = np.asarray(vectorizer.get_feature_names_out()) if hasattr(vectorizer, "vocabulary_") else np.asarray([""])
         return self
 
@@ -78,11 +83,33 @@ class LexicalModel:
             return sp.csr_matrix((len(texts), self.matrix_.shape[1]), dtype=np.float32)
         return sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
 
+    @property
+    def by_term(self) -> sp.csr_matrix:
+        """Terms x documents (CSR): the postings of each term. Saved with the model; derived when absent."""
+        self._check_fitted()
+        if self._by_term is None:
+            by_term = sp.csr_matrix(self.matrix_.T)
+            by_term.sort_indices()
+            self._by_term = by_term
+        return self._by_term
+
     def scores(self, query: sp.csr_matrix, rows: np.ndarray | None = None) -> np.ndarray:
         """Cosine of one query row against all documents (or the given rows): rows are L2-normalised."""
         self._check_fitted()
-        matrix = self.matrix_ if rows is None else self.matrix_[rows]
-        return np.asarray((matrix @ query.T).toarray()).ravel()
+        if rows is None:
+            return np.asarray((sp.csr_matrix(query) @ self.by_term).toarray()).ravel()
+        return np.asarray((self.matrix_[rows] @ query.T).toarray()).ravel()
+
+    def top(self, query: sp.csr_matrix, n: int) -> np.ndarray:
+        """Positions of the (at most) ``n`` documents most similar to one query row, among those sharing a term
+        with it; the work is the postings of the query's terms."""
+        self._check_fitted()
+        row = sp.csr_matrix(sp.csr_matrix(query) @ self.by_term)
+        if n <= 0 or row.nnz == 0:
+            return np.zeros(0, dtype=np.int64)
+        if row.nnz <= n:
+            return row.indices.astype(np.int64)
+        return row.indices[np.argpartition(-row.data, n - 1)[:n]].astype(np.int64)
 
     def top_terms_many(self, query: sp.csr_matrix, rows: sp.csr_matrix, n: int = 3) -> list[list[str]]:
         """:meth:`top_terms` of one query row against many rows, in one sparse product."""
@@ -124,12 +151,14 @@ class LexicalModel:
             },
             "vocabulary": vocabulary,
             "matrix_shape": list(self.matrix_.shape),
+            "term_matrix": True,
         }
         atomic_write_json(directory / PARAMS_FILE, state)
         atomic_save_npy(directory / IDF_FILE, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
-        for part, name in MATRIX_FILES.items():
-            atomic_save_npy(directory / name, np.ascontiguousarray(getattr(self.matrix_, part)))
-        return [PARAMS_FILE, IDF_FILE, *MATRIX_FILES.values()]
+        for files, matrix in ((MATRIX_FILES, self.matrix_), (TERM_MATRIX_FILES, self.by_term)):
+            for part, name in files.items():
+                atomic_save_npy(directory / name, np.ascontiguousarray(getattr(matrix, part)))
+        return [PARAMS_FILE, IDF_FILE, *MATRIX_FILES.values(), *TERM_MATRIX_FILES.values()]
 
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = False) -> "LexicalModel":
@@ -150,11 +179,10 @@ class LexicalModel:
             vectorizer.idf_ = np.load(directory / IDF_FILE)
         model.vectorizer_ = vectorizer
         if "matrix_shape" in state:
-            mode = "r" if mmap else None
-            parts = {part: np.load(directory / name, mmap_mode=mode) for part, name in MATRIX_FILES.items()}
-            matrix = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=tuple(state["matrix_shape"]))
-            matrix.has_sorted_indices = True  # sorted at fit; checking would read the whole mapped file
-            model.matrix_ = matrix
+            shape = tuple(state["matrix_shape"])
+            model.matrix_ = _load_csr(directory, MATRIX_FILES, shape, mmap)
+            if state.get("term_matrix"):
+                model._by_term = _load_csr(directory, TERM_MATRIX_FILES, (shape[1], shape[0]), mmap)
         else:
             model.matrix_ = sp.load_npz(directory / LEGACY_MATRIX_FILE).tocsr()
         terms = np.empty(len(state["vocabulary"]) or 1, dtype=object)
@@ -165,8 +193,21 @@ class LexicalModel:
         return model
 
 
+def _load_csr(directory: Path, files: dict[str, str], shape: tuple[int, int], mmap: bool) -> sp.csr_matrix:
+    parts = {part: np.load(directory / name, mmap_mode="r" if mmap else None) for part, name in files.items()}
+    matrix = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
+    matrix.has_sorted_indices = True  # sorted before saving; checking would read the whole mapped file
+    return matrix
+
+
 def lexical_neighbors(
-    matrix: sp.csr_matrix, k: int, *, max_postings: int | None = None, rows: np.ndarray | None = None, chunk: int = 1024
+    matrix: sp.csr_matrix,
+    k: int,
+    *,
+    max_postings: int | None = None,
+    rows: np.ndarray | None = None,
+    by_term: sp.csr_matrix | None = None,
+    chunk: int = 1024,
 ) -> np.ndarray:
     """Top-``k`` TF-IDF cosine neighbours of every row (or of ``rows``), never the row itself; -1 pads.
 
@@ -180,7 +221,8 @@ def lexical_neighbors(
     out = np.full((len(rows), k), -1, dtype=np.int32)
     if n == 0 or k <= 0 or len(rows) == 0:
         return out
-    by_term = sp.csr_matrix(matrix.T)  # term-major: row t lists the documents holding term t
+    if by_term is None:
+        by_term = sp.csr_matrix(matrix.T)  # term-major: row t lists the documents holding term t
     query = sp.csr_matrix(matrix[rows]) if len(rows) != n else matrix
     if max_postings is not None:
         df = np.diff(by_term.indptr)
@@ -201,13 +243,21 @@ def lexical_neighbors(
     return out
 
 
-def lexical_recall(matrix: sp.csr_matrix, neighbors: np.ndarray, *, k: int = 10, sample: int = 500, seed: int = 0) -> float:
+def lexical_recall(
+    matrix: sp.csr_matrix,
+    neighbors: np.ndarray,
+    *,
+    k: int = 10,
+    sample: int = 500,
+    seed: int = 0,
+    by_term: sp.csr_matrix | None = None,
+) -> float:
     """Share of each sampled row's exact top-``k`` lexical neighbours that its precomputed list holds."""
     n = matrix.shape[0]
     if n < 2:
         return 1.0
     picks = np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False)
-    exact = lexical_neighbors(matrix, k, rows=picks)
+    exact = lexical_neighbors(matrix, k, rows=picks, by_term=by_term)
     found = total = 0
     for row, truth in zip(picks, exact):
         truth = truth[truth >= 0]

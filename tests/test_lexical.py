@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.lexical import LEGACY_MATRIX_FILE, MATRIX_FILES, LexicalModel, lexical_neighbors, lexical_recall
+from recommender.lexical import LEGACY_MATRIX_FILE, MATRIX_FILES, TERM_MATRIX_FILES, LexicalModel, lexical_neighbors, lexical_recall
 
 TEXTS = [
     "Costa Concordia captain goes on trial in Grosseto",
@@ -28,7 +28,7 @@ def _fitted() -> LexicalModel:
 def test_save_load_round_trip_gives_the_same_scores(tmp_path, mmap) -> None:
     model = _fitted()
     files = model.save(tmp_path)
-    assert sorted(files) == sorted(["lexical.json", "lexical_idf.npy", *MATRIX_FILES.values()])
+    assert sorted(files) == sorted(["lexical.json", "lexical_idf.npy", *MATRIX_FILES.values(), *TERM_MATRIX_FILES.values()])
     loaded = LexicalModel.load(tmp_path, mmap=mmap)
     query = loaded.transform(["Concordia captain trial"])
     np.testing.assert_allclose(loaded.scores(query), model.scores(model.transform(["Concordia captain trial"])), rtol=1e-6)
@@ -36,22 +36,32 @@ def test_save_load_round_trip_gives_the_same_scores(tmp_path, mmap) -> None:
     assert loaded.top_terms(query, loaded.matrix_[[0]], n=2)[0] in {"concordia", "captain", "trial", "costa concordia"}
     rows = loaded.matrix_[[2, 3]]
     assert rows.shape == (2, model.matrix_.shape[1])
+    # Scoring a new text reads the term-major copy (the postings of its terms); it agrees with the row-major one.
+    every_row = loaded.scores(query, rows=np.arange(len(TEXTS)))
+    np.testing.assert_allclose(loaded.scores(query), every_row, rtol=1e-6)
+    assert sorted(loaded.top(query, 2).tolist()) == sorted(np.argsort(-every_row)[:2].tolist())
+    assert set(loaded.top(query, 100).tolist()) == set(np.flatnonzero(every_row > 0).tolist())  # only documents sharing a term
+    assert loaded.top(loaded.transform(["zzz unknown words"]), 5).tolist() == []
     maps = open("/proc/self/maps", encoding="utf-8").read()
     assert (str(tmp_path / MATRIX_FILES["data"]) in maps) is mmap
+    assert (str(tmp_path / TERM_MATRIX_FILES["data"]) in maps) is mmap
 
 
 def test_versions_written_before_memory_mapping_still_load(tmp_path) -> None:
     """An index built by the previous release kept the matrix in one .npz; a new service must still serve it."""
     model = _fitted()
     model.save(tmp_path)
-    for name in MATRIX_FILES.values():
+    for name in (*MATRIX_FILES.values(), *TERM_MATRIX_FILES.values()):
         (tmp_path / name).unlink()
     legacy = json.loads((tmp_path / "lexical.json").read_text(encoding="utf-8"))
     legacy.pop("matrix_shape")
+    legacy.pop("term_matrix")
     (tmp_path / "lexical.json").write_text(json.dumps(legacy), encoding="utf-8")
     sp.save_npz(tmp_path / LEGACY_MATRIX_FILE, model.matrix_, compressed=False)
     loaded = LexicalModel.load(tmp_path, mmap=True)
     assert (loaded.matrix_ != model.matrix_).nnz == 0
+    query = loaded.transform(["Concordia captain trial"])
+    np.testing.assert_allclose(loaded.scores(query), model.scores(query), rtol=1e-6)  # term-major copy derived
 
 
 def test_unfitted_model_says_so() -> None:
