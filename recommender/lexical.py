@@ -45,6 +45,9 @@ class LexicalModel:
     def __init__(self, params: LexicalParams | None = None) -> None:
         self.params = params or LexicalParams()
         self._by_term: sp.csr_matrix | None = None
+        #: a version saved without the term-major files (an older release) is scored row by row instead of
+        #: deriving them: that would double the matrix's memory in every worker
+        self._rows_only = False
 
     def _vectorizer(self, n_docs: int) -> TfidfVectorizer:
         p = self.params
@@ -96,15 +99,20 @@ class LexicalModel:
     def scores(self, query: sp.csr_matrix, rows: np.ndarray | None = None) -> np.ndarray:
         """Cosine of one query row against all documents (or the given rows): rows are L2-normalised."""
         self._check_fitted()
-        if rows is None:
+        if rows is None and not self._rows_only:
             return np.asarray((sp.csr_matrix(query) @ self.by_term).toarray()).ravel()
-        return np.asarray((self.matrix_[rows] @ query.T).toarray()).ravel()
+        matrix = self.matrix_ if rows is None else self.matrix_[rows]
+        return np.asarray((matrix @ query.T).toarray()).ravel()
 
     def top(self, query: sp.csr_matrix, n: int) -> np.ndarray:
         """Positions of the (at most) ``n`` documents most similar to one query row, among those sharing a term
         with it; the work is the postings of the query's terms."""
         self._check_fitted()
-        row = sp.csr_matrix(sp.csr_matrix(query) @ self.by_term)
+        if self._rows_only:
+            row = sp.csr_matrix(sp.csr_matrix(self.matrix_ @ sp.csr_matrix(query).T).T)
+        else:
+            row = sp.csr_matrix(sp.csr_matrix(query) @ self.by_term)
+        row.eliminate_zeros()
         if n <= 0 or row.nnz == 0:
             return np.zeros(0, dtype=np.int64)
         if row.nnz <= n:
@@ -183,8 +191,11 @@ class LexicalModel:
             model.matrix_ = _load_csr(directory, MATRIX_FILES, shape, mmap)
             if state.get("term_matrix"):
                 model._by_term = _load_csr(directory, TERM_MATRIX_FILES, (shape[1], shape[0]), mmap)
+            else:
+                model._rows_only = True
         else:
             model.matrix_ = sp.load_npz(directory / LEGACY_MATRIX_FILE).tocsr()
+            model._rows_only = True
         terms = np.empty(len(state["vocabulary"]) or 1, dtype=object)
         terms[:] = ""
         for term, idx in state["vocabulary"].items():

@@ -61,7 +61,9 @@ def test_versions_written_before_memory_mapping_still_load(tmp_path) -> None:
     loaded = LexicalModel.load(tmp_path, mmap=True)
     assert (loaded.matrix_ != model.matrix_).nnz == 0
     query = loaded.transform(["Concordia captain trial"])
-    np.testing.assert_allclose(loaded.scores(query), model.scores(query), rtol=1e-6)  # term-major copy derived
+    np.testing.assert_allclose(loaded.scores(query), model.scores(query), rtol=1e-6)  # scored row by row
+    assert sorted(loaded.top(query, 2).tolist()) == sorted(model.top(query, 2).tolist())
+    assert loaded._by_term is None  # not derived: that would double the matrix in every worker
 
 
 def test_unfitted_model_says_so() -> None:
