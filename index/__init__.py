@@ -8,7 +8,7 @@ from .exact import brute_force_search, recall_at_k
 from .manifest import MANIFEST_FILE, Manifest
 from .persist import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_writer, fsync_dir
 from .publish import BuildLock, IndexDirectory, VersionInfo
-from .store import INDEX_TYPES, IndexSpec, VectorStore, measure_recall
+from .store import INDEX_TYPES, IndexSpec, VectorStore, measure_recall, tune_recall
 
 __all__ = [
     "BuildLock",
@@ -32,5 +32,6 @@ __all__ = [
     "brute_force_search",
     "fsync_dir",
     "measure_recall",
+    "tune_recall",
     "recall_at_k",
 ]

@@ -15,7 +15,7 @@ from .errors import StoreError
 from .exact import brute_force_search, recall_at_k
 from .persist import atomic_save_npy, atomic_write_bytes, atomic_writer
 
-__all__ = ["VectorStore", "IndexSpec", "INDEX_TYPES", "measure_recall"]
+__all__ = ["VectorStore", "IndexSpec", "INDEX_TYPES", "measure_recall", "tune_recall"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +78,77 @@ def _mmap_flags(index_type: str) -> int:
     return kind | faiss.IO_FLAG_READ_ONLY
 
 
+def _recall_sample(vectors: np.ndarray, k: int, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of the real vectors as queries, with their exact top-k (computed once, reused while tuning)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
+    queries = np.ascontiguousarray(vectors[np.sort(picks)], dtype=np.float32)
+    exact_index = faiss.IndexFlatIP(vectors.shape[1])
+    exact_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, exact = exact_index.search(queries, k)
+    return queries, exact
+
+
 def measure_recall(index: faiss.Index, vectors: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
     """recall@k of ``index`` against exact search, with a seeded sample of the real vectors as queries."""
     n = len(vectors)
     if n == 0:
         return 1.0
-    rng = np.random.default_rng(seed)
-    picks = rng.choice(n, size=min(sample, n), replace=False)
-    queries = np.ascontiguousarray(vectors[picks])
-    _, approx = index.search(queries, min(k, n))
-    exact_index = faiss.IndexFlatIP(vectors.shape[1])
-    exact_index.add(np.ascontiguousarray(vectors))
-    _, exact = exact_index.search(queries, min(k, n))
-    return recall_at_k(approx, exact, min(k, n))
+    k = min(k, n)
+    queries, exact = _recall_sample(vectors, k, sample, seed)
+    _, approx = index.search(queries, k)
+    return recall_at_k(approx, exact, k)
+
+
+def _breadth(index: faiss.Index) -> tuple[str, int, int] | None:
+    """(parameter, value, ceiling) of the search-time knob that trades speed for recall, if the index has one."""
+    if hasattr(index, "hnsw"):
+        return "efSearch", int(index.hnsw.efSearch), max(int(index.hnsw.efSearch), index.ntotal, 1)
+    if hasattr(index, "nprobe"):
+        return "nprobe", int(index.nprobe), int(index.nlist)
+    return None
+
+
+def _set_breadth(index: faiss.Index, name: str, value: int) -> None:
+    if name == "efSearch":
+        index.hnsw.efSearch = value
+    else:
+        index.nprobe = value
+
+
+def tune_recall(
+    index: faiss.Index,
+    vectors: np.ndarray,
+    floor: float,
+    *,
+    k: int = 10,
+    sample: int = 1000,
+    max_breadth: int = 2048,
+    seed: int = 0,
+) -> tuple[float, dict[str, int]]:
+    """Widen the index's search breadth (HNSW efSearch, IVF nprobe), doubling, until recall@k reaches ``floor``.
+
+    The build-time default breadth suits a few hundred thousand vectors; at a million the same graph needs a
+    wider search for the same recall, and failing a two-hour nightly build over a search-time knob would be
+    the wrong trade. The chosen value is stored in the index file, so serving uses it. Returns the final
+    recall and the parameter; the caller decides whether a recall still under the floor fails the build.
+    """
+    n = len(vectors)
+    knob = _breadth(index)
+    if n == 0 or knob is None:
+        return 1.0, {}
+    k = min(k, n)
+    name, value, ceiling = knob
+    ceiling = min(ceiling, max(max_breadth, value))
+    queries, exact = _recall_sample(vectors, k, sample, seed)
+    while True:
+        _, approx = index.search(queries, k)
+        recall = recall_at_k(approx, exact, k)
+        if recall >= floor or value >= ceiling:
+            return recall, {name: value}
+        logger.info("recall@%d %.3f below %.3f at %s=%d; widening", k, recall, floor, name, value)
+        value = min(value * 2, ceiling)
+        _set_breadth(index, name, value)
 
 
 class VectorStore:
@@ -184,6 +242,12 @@ class VectorStore:
         if self.index_type == "flat":
             return 1.0
         return measure_recall(self.index, np.asarray(self.vectors), k=k, sample=sample)
+
+    def tune(self, floor: float, *, k: int = 10, sample: int = 1000, max_breadth: int = 2048) -> tuple[float, dict[str, int]]:
+        """Widen the search breadth until recall@k against exact search reaches ``floor`` (see ``tune_recall``)."""
+        if self.index_type == "flat":
+            return 1.0, {}
+        return tune_recall(self.index, np.asarray(self.vectors), floor, k=k, sample=sample, max_breadth=max_breadth)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: Path) -> list[str]:

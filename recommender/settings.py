@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree (more = better recall, more memory).")
     hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (more = better recall, slower).")
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists probed per search.")
+    max_search_breadth: int = Field(
+        2048, ge=1, description="Below the recall floor the build doubles HNSW efSearch / IVF nprobe up to this "
+        "before failing; the tuned value is saved with the index.",
+    )
     neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
     lexical_exact_threshold: int = Field(
         100_000, ge=0, description="Exact TF-IDF neighbour lists up to this many articles; above, common terms are capped."

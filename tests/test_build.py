@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import write_jsonl
-from index import IndexDirectory, Manifest, ManifestMismatchError
+from index import IndexDirectory, Manifest, ManifestMismatchError, VectorStore
 from recommender import RejectsExceededError, ValidationFailedError
 from recommender.build import build_index
 from recommender.engine import Recommender
@@ -90,11 +90,17 @@ def test_validation_failure_keeps_previous_version(tmp_path, embedder, monkeypat
 
 def test_recall_floor_refuses_a_poor_approximate_index(tmp_path, embedder, demo_records):
     export = write_jsonl(tmp_path / "e.jsonl", demo_records + [dict(r, id=r["id"] + "-b", title=r["summary"]) for r in demo_records] + [dict(r, id=r["id"] + "-c", title=r["title"] + " (analysis)", body=r["summary"]) for r in demo_records])
-    # 420 articles in 10 IVF lists, probing only 1: recall@10 is far from perfect.
+    # 420 articles in 10 IVF lists, probing only 1 and not allowed to widen: recall@10 is far from perfect.
     settings = Settings(index_dir=tmp_path / "idx", index_type="ivf", ivf_nprobe=1, recall_floor=0.99)
-    with pytest.raises(ValidationFailedError, match="ivf index recall@10 .* is below the floor 0.990; nothing published"):
-        build_index([export], settings, embedder=embedder, progress=False)
+    with pytest.raises(ValidationFailedError, match=r"ivf index recall@10 .* is below the floor 0.990 \(nprobe up to 1\); nothing published"):
+        build_index([export], settings.overridden(max_search_breadth=1), embedder=embedder, progress=False)
     assert IndexDirectory(settings.index_dir).current() is None
+    # Allowed to widen, the build doubles nprobe until the floor is met and the index file keeps the value.
+    tuned = build_index([export], settings, embedder=embedder, progress=False)
+    assert tuned.published and tuned.recall_at_10 >= 0.99 and tuned.search_params["nprobe"] in (2, 4, 8, 10)
+    current = IndexDirectory(settings.index_dir).current_path()
+    assert Manifest.read(current).extra["search_params"] == tuned.search_params
+    assert VectorStore.load(current, index_type="ivf").index.nprobe == tuned.search_params["nprobe"]
     # Approximate for both retrievers: HNSW, and TF-IDF lists that skip terms in more than 20 articles.
     large = settings.overridden(index_type="hnsw", recall_floor=0.9, lexical_exact_threshold=0, lexical_max_postings=20)
     report = build_index([export], large, embedder=embedder, progress=False)

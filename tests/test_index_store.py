@@ -143,3 +143,19 @@ def test_bad_manifests(tmp_path, content, message):
         (tmp_path / "manifest.json").write_text(content)
     with pytest.raises(ManifestError, match=message):
         Manifest.read(tmp_path)
+
+
+def test_tune_widens_hnsw_search_until_the_recall_floor_and_the_file_keeps_it(tmp_path):
+    ids, v = _data(2000)
+    store = VectorStore.build(ids, v, IndexSpec(index_type="hnsw", hnsw_m=4, hnsw_ef_search=1))
+    before = store.recall(k=10, sample=200)
+    recall, params = store.tune(0.99, k=10, sample=200)
+    assert before < 0.99 <= recall and params["efSearch"] > 1 and params["efSearch"] & (params["efSearch"] - 1) == 0
+    store.save(tmp_path)
+    assert VectorStore.load(tmp_path, index_type="hnsw").index.hnsw.efSearch == params["efSearch"]
+    # A ceiling stops the widening: the caller sees the recall it got and the breadth it stopped at.
+    capped = VectorStore.build(ids, v, IndexSpec(index_type="hnsw", hnsw_m=4, hnsw_ef_search=1))
+    low, stop = capped.tune(0.999, k=10, sample=200, max_breadth=2)
+    assert stop == {"efSearch": 2} and low < 0.999
+    flat = VectorStore.build(ids, v, IndexSpec(index_type="flat"))
+    assert flat.tune(0.99) == (1.0, {})
