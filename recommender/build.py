@@ -26,6 +26,7 @@ from .article import Article
 from .dedup import SIGNATURE_SCHEME, dedup_text, minhash_signatures
 from .embedding import Embedder
 from .article_table import read_article_hashes
+from .checkpoint import EmbeddingCheckpoint
 from .engine import ARTICLES_FILE, NEIGHBORS_FILES, SIGNATURES_FILE
 from .errors import DiskFullError, RecommenderError, ValidationFailedError
 from .lexical import LexicalModel, lexical_neighbors, lexical_recall
@@ -113,14 +114,25 @@ def _embedding_key(settings: Settings, model_id: str) -> dict[str, Any]:
     }
 
 
-def _embed(embedder: Embedder, articles: Sequence[Article], settings: Settings, progress: bool) -> np.ndarray:
+#: articles per progress step and checkpoint segment; ST sorts each chunk by length to cut padding
+EMBED_CHUNK = 4096
+
+
+def _embed(
+    embedder: Embedder,
+    articles: Sequence[Article],
+    settings: Settings,
+    progress: bool,
+    on_chunk: Callable[[int, np.ndarray], None] | None = None,
+) -> np.ndarray:
+    """Vectors for ``articles``; ``on_chunk(start, vectors)`` sees each chunk as it finishes (checkpointing)."""
     texts = [embedding_text(a, strategy=settings.text_strategy, lead_words=settings.lead_words) for a in articles]
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
     if settings.engine == "ray":
         from .distributed import ray_embed
 
-        return ray_embed(
+        vectors = ray_embed(
             texts,
             model=settings.model,
             backend=settings.embedding_backend,
@@ -129,7 +141,10 @@ def _embed(embedder: Embedder, articles: Sequence[Article], settings: Settings, 
             address=settings.ray_address,
             workers=settings.ray_workers,
         )
-    chunk = 4096  # one progress step per chunk; ST sorts each chunk by length to cut padding
+        if on_chunk is not None:
+            on_chunk(0, vectors)
+        return vectors
+    chunk = EMBED_CHUNK
     out = []
     bar = None
     if progress and sys.stderr.isatty():
@@ -139,6 +154,8 @@ def _embed(embedder: Embedder, articles: Sequence[Article], settings: Settings, 
     start = time.perf_counter()
     for i in range(0, len(texts), chunk):
         out.append(embedder.encode(texts[i : i + chunk]))
+        if on_chunk is not None:
+            on_chunk(i, out[-1])
         done = min(i + chunk, len(texts))
         if bar is not None:
             bar.update(done - i)
@@ -286,12 +303,31 @@ def _build(
             report.counts["changed"] = len(ids) - report.counts["unchanged"] - report.counts["new"]
             report.counts["removed"] = len(prev_set - set(ids))
             todo = [j for j, i in enumerate(ids) if i not in reuse_rows]
+            # Vectors an unfinished earlier build already paid for (see checkpoint.py); --full starts afresh.
+            checkpoint = EmbeddingCheckpoint(directory.root, key)
+            if full:
+                checkpoint.clear()
+            saved = checkpoint.load()
+            resumed = [j for j in todo if hashes[j] in saved]
+            if resumed:
+                logger.info("resuming %d vectors embedded by an unfinished build", len(resumed))
+                todo = [j for j in todo if hashes[j] not in saved]
+            report.counts["resumed"] = len(resumed)
 
         with stage("embed"):
-            fresh = _embed(embedder, [articles[j] for j in todo], settings, progress)
+            fresh = _embed(
+                embedder,
+                [articles[j] for j in todo],
+                settings,
+                progress,
+                on_chunk=lambda start, chunk: checkpoint.save([hashes[j] for j in todo[start : start + len(chunk)]], chunk),
+            )
             vectors = np.zeros((len(articles), embedder.dimension), dtype=np.float32)
             if todo:
                 vectors[todo] = fresh
+            if resumed:
+                vectors[resumed] = np.stack([saved[hashes[j]] for j in resumed])
+            del saved
             if reuse_rows and prev_vectors is not None:
                 mine = [j for j, i in enumerate(ids) if i in reuse_rows]
                 vectors[mine] = prev_vectors[[reuse_rows[ids[j]] for j in mine]]
@@ -392,6 +428,7 @@ def _build(
                 directory.promote(name, staged)
                 directory.set_current(name)
                 report.published = True
+            checkpoint.clear()
         if applied:
             WriteAheadLog(directory.root).compact(wal_seq)
         report.removed_versions = directory.gc(settings.keep_versions)

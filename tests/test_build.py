@@ -133,3 +133,57 @@ def test_live_changes_are_folded_into_the_next_build(tmp_path, embedder):
 def test_model_mismatch_is_refused(demo_index):
     with pytest.raises(ManifestMismatchError, match="index was built with model 'all-MiniLM-L6-v2' but 'other-model' is configured"):
         Recommender.open(demo_index, model="other-model")
+
+
+def test_vectors_of_a_failed_or_killed_build_are_resumed_not_re_embedded(tmp_path, embedder, monkeypatch):
+    import recommender.build as build_module
+
+    export = write_jsonl(tmp_path / "e.jsonl", _records(30))
+    settings = Settings(index_dir=tmp_path / "idx")
+    monkeypatch.setattr(build_module, "EMBED_CHUNK", 8)
+    calls = []
+    real_encode = embedder.encode
+
+    def dies_on_third_chunk(texts, **kw):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return real_encode(texts, **kw)
+
+    monkeypatch.setattr(embedder, "encode", dies_on_third_chunk)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_index([export], settings, embedder=embedder, progress=False)
+    assert sorted(p.name for p in (settings.index_dir / "checkpoint").iterdir()) == ["key.json", "seg-000000.npz", "seg-000001.npz"]
+    # The next night: the 16 finished vectors are taken from the checkpoint, only 14 are embedded.
+    calls.clear()
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(len(texts)) or real_encode(texts, **kw))
+    resumed = build_index([export], settings, embedder=embedder, progress=False)
+    assert resumed.published and resumed.counts["resumed"] == 16 and resumed.counts["embedded"] == 14 and sum(calls) == 14
+    assert not (settings.index_dir / "checkpoint").exists()  # cleared once a version is published
+    # Same vectors as a build that never failed.
+    clean = build_index([export], Settings(index_dir=tmp_path / "clean"), embedder=embedder, progress=False)
+    a = VectorStore.load(IndexDirectory(settings.index_dir).current_path(), index_type="flat")
+    b = VectorStore.load(IndexDirectory(clean.index_dir).current_path(), index_type="flat")
+    np.testing.assert_allclose(np.asarray(a.vectors), np.asarray(b.vectors), atol=1e-6)
+
+
+def test_a_gate_failure_keeps_its_vectors_for_the_next_build_unless_the_embedding_changed(tmp_path, embedder):
+    export = write_jsonl(tmp_path / "e.jsonl", _records(30))
+    settings = Settings(index_dir=tmp_path / "idx")
+
+    def refuse(staged, previous):
+        raise ValidationFailedError("quality gate failed: nDCG@10 dropped")
+
+    with pytest.raises(ValidationFailedError, match="quality gate failed"):
+        build_index([export], settings, embedder=embedder, progress=False, gate=refuse)
+    assert IndexDirectory(settings.index_dir).current() is None
+    # Another embedding configuration cannot use those vectors: the checkpoint is discarded.
+    other = settings.overridden(lead_words=60)
+    with pytest.raises(ValidationFailedError, match="quality gate failed"):
+        build_index([export], other, embedder=embedder, progress=False, gate=refuse)
+    # ...but its own vectors are kept for it; --full starts afresh.
+    assert build_index([export], other, embedder=embedder, progress=False, full=True).counts["resumed"] == 0
+    with pytest.raises(ValidationFailedError, match="quality gate failed"):
+        build_index([export], settings, embedder=embedder, progress=False, gate=refuse, full=True)
+    report = build_index([export], settings, embedder=embedder, progress=False)
+    assert report.counts["resumed"] == 30 and report.counts["embedded"] == 0 and report.counts["changed"] == 30
