@@ -71,7 +71,7 @@ class BuildReport:
 
     def summary(self) -> str:
         c = self.counts
-        parts = [f"{k} {c[k]}" for k in ("articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates", "derived_titles") if c.get(k) or k == "articles"]
+        parts = [f"{k} {c[k]}" for k in ("articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates", "derived_titles", "resumed") if c.get(k) or k == "articles"]
         total = sum(self.timings.values())
         rate = self.throughput.get("articles_per_s")
         head = f"published {self.version}" if self.published else "built (not published)"

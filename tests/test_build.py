@@ -187,3 +187,4 @@ def test_a_gate_failure_keeps_its_vectors_for_the_next_build_unless_the_embeddin
         build_index([export], settings, embedder=embedder, progress=False, gate=refuse, full=True)
     report = build_index([export], settings, embedder=embedder, progress=False)
     assert report.counts["resumed"] == 30 and report.counts["embedded"] == 0 and report.counts["changed"] == 30
+    assert ", resumed 30;" in report.summary()
