@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["shingles", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "SIGNATURE_SCHEME", "dedup_text"]
+__all__ = ["shingles", "shingle_jaccard", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "SIGNATURE_SCHEME", "dedup_text"]
 
 NEAR_DUPLICATE_THRESHOLD = 0.7
 #: Changes whenever the shingling or hashing changes: signatures are reused across builds only when equal.
@@ -36,6 +36,13 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> set[bytes]:
     if len(words) < n:
         return {" ".join(words).encode("utf-8")} if words else set()
     return {" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+
+
+def shingle_jaccard(a: set[bytes] | frozenset[bytes], b: set[bytes] | frozenset[bytes]) -> float:
+    """Exact Jaccard of two shingle sets; an empty text is nobody's duplicate."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
 
 
 def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM, seed: int = 1) -> np.ndarray:

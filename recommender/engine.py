@@ -18,7 +18,7 @@ from index import IndexDirectory, Manifest, ManifestError, StoreError, VectorSto
 from .article import Article
 from .article_table import ArticleTable
 from .catalog import Catalog
-from .dedup import dedup_text, minhash_signatures
+from .dedup import dedup_text, minhash_signatures, shingle_jaccard, shingles
 from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError
 from .lexical import LexicalModel
@@ -178,7 +178,9 @@ class Recommender:
             raise ArticleNotFoundError(article_id)
         source = self.catalog.source(pos)
         query_lex = self.catalog.lexical_rows(np.array([pos]))
-        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[pos], precomputed=pos)
+        return self._related(
+            source, query_lex, k, filters or Filters(), overrides, exclude=[pos], precomputed=pos, source_article=lambda: self.catalog.articles[pos]
+        )
 
     def related_to_article(self, draft: Article, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
         """For a draft or an article not yet indexed: embed it now (needs the model)."""
@@ -192,7 +194,7 @@ class Recommender:
         )
         query_lex = self.lexical.transform([lexical_text(draft)])
         own = self.catalog.position(draft.id)
-        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [])
+        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [], source_article=lambda: draft)
 
     def _candidate_pool(self, source: Source, query_lex: sp.csr_matrix, n: int, precomputed: int | None) -> np.ndarray:
         """First round for an indexed article: its precomputed lists (a lookup). Otherwise, or when a
@@ -221,6 +223,7 @@ class Recommender:
         *,
         exclude: list[int],
         precomputed: int | None = None,
+        source_article: Callable[[], Article] | None = None,
     ) -> list[Related]:
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -252,10 +255,27 @@ class Recommender:
             items = rank(
                 source, candidates, config, k,
                 explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
+                jaccard=self._exact_jaccard(candidates.positions, source_article),  # noqa: B023
             )
             if len(items) >= k or exhaustive:
                 return [self._to_related(item) for item in items]
             n = max(n * 4, 4 * config.candidates)
+
+    def _exact_jaccard(self, positions: np.ndarray, source_article: Callable[[], Article] | None) -> Callable[[int, int], float] | None:
+        """Exact shingle Jaccard between candidates (``-1`` = the source), for the few pairs whose MinHash estimate
+        is too close to the threshold to trust; texts are read (and shingled) only for those pairs."""
+        grams: dict[int, frozenset[bytes]] = {}
+
+        def of(i: int) -> frozenset[bytes]:
+            if i not in grams:
+                article = source_article() if i < 0 else self.catalog.articles[int(positions[i])]
+                grams[i] = frozenset(shingles(dedup_text(article.title, article.body))) if article is not None else frozenset()
+            return grams[i]
+
+        def jaccard(a: int, b: int) -> float:
+            return shingle_jaccard(of(a), of(b))
+
+        return jaccard if source_article is not None else None  # type: ignore[return-value]
 
     def _to_related(self, item: RankedItem) -> Related:
         return Related(self.catalog.articles[item.position], item.score, item.reasons)

@@ -187,9 +187,14 @@ def rank(
     k: int,
     *,
     explain: Callable[[list[int]], list[list[str]]] | None = None,
+    jaccard: Callable[[int, int], float] | None = None,
 ) -> list[RankedItem]:
     """Best ``k`` of the (already eligible) candidates. Near-duplicates of the source and of each other never
-    both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked."""
+    both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked.
+
+    ``jaccard(a, b)``: exact shingle Jaccard of two candidates (``-1`` is the source). The MinHash estimate
+    screens every pair; a pair whose estimate is within ``DEDUP_BAND`` of the threshold, where 64 permutations
+    can err either way, is decided by the exact value when this is given."""
     if len(candidates.positions) == 0 or k <= 0:
         return []
     relevance = np.asarray(_fuse(candidates, config), dtype=np.float64)
@@ -206,15 +211,13 @@ def rank(
         relevance = relevance + config.same_section_boost * (candidates.sections == source.section)
 
     order = np.argsort(-relevance, kind="stable")
-    sigs = candidates.signatures
-    dup_of_source = (sigs == source.signature[None, :]).mean(axis=1) >= config.near_duplicate_threshold
-    pool = order[~dup_of_source[order]]
+    dup = _Duplicates(candidates.signatures, source.signature, config.near_duplicate_threshold, jaccard)
     if config.diversity <= 0:
-        chosen = _distinct(pool, sigs, config.near_duplicate_threshold, k)
+        chosen = _distinct(order, dup, k)
     else:
         # MMR over the head of the list (the tail cannot win anyway), counted in distinct stories: a head cut
         # before removing copies could hold fewer than k stories when one story was re-published many times.
-        head = _distinct(pool, sigs, config.near_duplicate_threshold, max(k * 10, 50))
+        head = _distinct(order, dup, max(k * 10, 50))
         chosen = _mmr(head, relevance, candidates.vectors, k, 1.0 - config.diversity)
 
     items = []
@@ -228,20 +231,48 @@ def rank(
     return items
 
 
-def _distinct(order: np.ndarray, sigs: np.ndarray, threshold: float, limit: int) -> list[int]:
-    """The first ``limit`` candidates in ``order`` of which no two are near-duplicates (the best copy of each
-    story is kept)."""
+#: MinHash estimates this close to the threshold are checked exactly (64 permutations: sd ~0.057 at 0.7, so
+#: 0.25 is over 4 sd; an estimate outside the band is wrong about the threshold about once in 100,000 pairs).
+DEDUP_BAND = 0.25
+
+
+class _Duplicates:
+    """Near-duplicate tests for one ranking: the MinHash estimate, made exact near the threshold."""
+
+    def __init__(self, sigs: np.ndarray, source_sig: np.ndarray, threshold: float, jaccard: Callable[[int, int], float] | None) -> None:
+        self.sigs = sigs
+        self.threshold = threshold
+        self.jaccard = jaccard
+        self.of_source = (sigs == source_sig[None, :]).mean(axis=1)
+
+    def _decide(self, estimate: float, a: int, b: int) -> bool:
+        if self.jaccard is not None and abs(estimate - self.threshold) < DEDUP_BAND:
+            return self.jaccard(a, b) >= self.threshold
+        return estimate >= self.threshold
+
+    def of_source_at(self, i: int) -> bool:
+        return self._decide(float(self.of_source[i]), -1, i)
+
+    def any_of(self, i: int, kept: list[int], kept_sigs: np.ndarray) -> bool:
+        if not kept:
+            return False
+        estimates = (kept_sigs == self.sigs[i][None, :]).mean(axis=1)
+        return any(self._decide(float(e), j, i) for e, j in zip(estimates, kept) if e >= self.threshold - DEDUP_BAND)
+
+
+def _distinct(order: np.ndarray, dup: _Duplicates, limit: int) -> list[int]:
+    """The first ``limit`` candidates in ``order`` that are not near-duplicates of the source nor of each other
+    (the best copy of each story is kept)."""
     kept: list[int] = []
-    kept_sigs = np.empty((min(limit, len(order)), sigs.shape[1]), dtype=sigs.dtype)
+    kept_sigs = np.empty((min(limit, len(order)), dup.sigs.shape[1]), dtype=dup.sigs.dtype)
     for i in order:
         if len(kept) >= limit:
             break
-        s = sigs[i]
-        n = len(kept)
-        if n and ((kept_sigs[:n] == s[None, :]).mean(axis=1) >= threshold).any():
+        i = int(i)
+        if dup.of_source_at(i) or dup.any_of(i, kept, kept_sigs[: len(kept)]):
             continue
-        kept_sigs[n] = s
-        kept.append(int(i))
+        kept_sigs[len(kept)] = dup.sigs[i]
+        kept.append(i)
     return kept
 
 

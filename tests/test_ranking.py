@@ -139,3 +139,34 @@ def test_feedback_lifts_the_candidate_that_resembles_the_top_ones():
     assert [i.position for i in fed] == [0, 1, 2]
     # score = (fused + weight * similarity to the top candidate) / (1 + weight)
     assert fed[1].score == pytest.approx((0.5 + 1.0 * (0.9 * 1 + 0.436 * 0)) / 2, rel=1e-4)
+
+
+def _signature_pair(agree: int, width: int = 64):
+    """Two signatures whose MinHash estimate is exactly ``agree / width``."""
+    a = np.arange(width, dtype=np.uint32)
+    b = a.copy()
+    b[agree:] += 1000
+    return a, b
+
+
+@pytest.mark.parametrize("agree, exact, duplicate", [(46, 0.50, False), (38, 0.80, True), (64, 1.0, True), (10, 0.95, False)])
+def test_estimates_near_the_threshold_are_decided_by_the_exact_jaccard(agree, exact, duplicate):
+    # Estimate 46/64 = 0.72 with a true 0.50: a related story the screen alone would hide. Estimate 38/64 = 0.59
+    # with a true 0.80: a copy the screen alone would show. Outside the band (1.0, 0.16) the estimate decides.
+    src_sig, cand_sig = _signature_pair(agree)
+    source = Source(vector=np.zeros(8, np.float32), signature=src_sig, published=float("nan"), section=None, tags=frozenset())
+    c = _cands([0.9, 0.5], [0.9, 0.5])
+    c.signatures = np.stack([cand_sig, np.full(64, 99999, np.uint32)])
+    asked = []
+
+    def jaccard(a, b):
+        asked.append((a, b))
+        return exact if (a, b) == (-1, 0) else 0.0
+
+    picked = [i.position for i in rank(source, c, RankingConfig(), 2, jaccard=jaccard)]
+    assert picked == ([1] if duplicate else [0, 1])
+    assert ((-1, 0) in asked) == (abs(agree / 64 - 0.7) < 0.25)
+    # Between two candidates the same rule keeps one copy of a story.
+    c.signatures = np.stack([src_sig + 5000, cand_sig + 5000])
+    pair = [i.position for i in rank(source, c, RankingConfig(), 2, jaccard=lambda a, b: exact if (a, b) == (0, 1) else 0.0)]
+    assert pair == ([0] if duplicate else [0, 1])
