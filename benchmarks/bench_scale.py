@@ -270,7 +270,8 @@ def table(results: dict[str, Any]) -> str:
                 cells.append(fn(results["sizes"][n], int(n)))
             except (KeyError, TypeError, ZeroDivisionError):
                 cells.append("")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if any(c.strip() for c in cells):  # rows nobody measured (e.g. no --rebuild run) are left out
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
     row("index type (auto)", lambda r, n: r["build"]["index_type"])
     row("embedding (bf16), articles/s", lambda r, n: f"{r['build']['embed_rate']:.0f}")
