@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["shingles", "shingle_jaccard", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "SIGNATURE_SCHEME", "dedup_text"]
+__all__ = ["shingles", "story_shingles", "shingle_jaccard", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "SIGNATURE_SCHEME", "dedup_text"]
 
 NEAR_DUPLICATE_THRESHOLD = 0.7
 #: Changes whenever the shingling or hashing changes: signatures are reused across builds only when equal.
@@ -36,6 +36,11 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> set[bytes]:
     if len(words) < n:
         return {" ".join(words).encode("utf-8")} if words else set()
     return {" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+
+
+def story_shingles(title: str, body: str) -> frozenset[bytes]:
+    """The shingle set near-duplicate tests compare: of the same text the MinHash signatures are made of."""
+    return frozenset(shingles(dedup_text(title, body)))
 
 
 def shingle_jaccard(a: set[bytes] | frozenset[bytes], b: set[bytes] | frozenset[bytes]) -> float:

@@ -18,7 +18,7 @@ from index import IndexDirectory, Manifest, ManifestError, StoreError, VectorSto
 from .article import Article
 from .article_table import ArticleTable
 from .catalog import Catalog
-from .dedup import dedup_text, minhash_signatures, shingle_jaccard, shingles
+from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
 from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError
 from .lexical import LexicalModel
@@ -222,8 +222,8 @@ class Recommender:
         overrides: dict[str, Any],
         *,
         exclude: list[int],
+        source_article: Callable[[], Article],
         precomputed: int | None = None,
-        source_article: Callable[[], Article] | None = None,
     ) -> list[Related]:
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -239,6 +239,7 @@ class Recommender:
         catalog = self.catalog
         mask = catalog.eligible(filters, exclude) if (filters.active or filters.exclude_ids) else None
         n = max(config.candidates, 2 * k)
+        story = self._story_shingles(source_article)
         while True:
             if mask is not None and mask.sum() <= _EXHAUSTIVE_LIMIT and (filters.active or n > config.candidates):
                 pool = np.flatnonzero(mask)
@@ -255,27 +256,25 @@ class Recommender:
             items = rank(
                 source, candidates, config, k,
                 explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
-                jaccard=self._exact_jaccard(candidates.positions, source_article),  # noqa: B023
+                jaccard=lambda a, b: shingle_jaccard(story(a if a < 0 else int(candidates.positions[a])), story(int(candidates.positions[b]))),  # noqa: B023
             )
             if len(items) >= k or exhaustive:
                 return [self._to_related(item) for item in items]
             n = max(n * 4, 4 * config.candidates)
 
-    def _exact_jaccard(self, positions: np.ndarray, source_article: Callable[[], Article] | None) -> Callable[[int, int], float] | None:
-        """Exact shingle Jaccard between candidates (``-1`` = the source), for the few pairs whose MinHash estimate
-        is too close to the threshold to trust; texts are read (and shingled) only for those pairs."""
+    def _story_shingles(self, source_article: Callable[[], Article]) -> Callable[[int], frozenset[bytes]]:
+        """Shingle sets by catalog position (``-1`` = the source) for one request, kept across widening rounds:
+        texts are read and shingled only for the few pairs whose MinHash estimate is too close to the threshold
+        to trust (``ranking.DEDUP_BAND``)."""
         grams: dict[int, frozenset[bytes]] = {}
 
-        def of(i: int) -> frozenset[bytes]:
-            if i not in grams:
-                article = source_article() if i < 0 else self.catalog.articles[int(positions[i])]
-                grams[i] = frozenset(shingles(dedup_text(article.title, article.body))) if article is not None else frozenset()
-            return grams[i]
+        def of(position: int) -> frozenset[bytes]:
+            if position not in grams:
+                article = source_article() if position < 0 else self.catalog.articles[position]
+                grams[position] = story_shingles(article.title, article.body)
+            return grams[position]
 
-        def jaccard(a: int, b: int) -> float:
-            return shingle_jaccard(of(a), of(b))
-
-        return jaccard if source_article is not None else None  # type: ignore[return-value]
+        return of
 
     def _to_related(self, item: RankedItem) -> Related:
         return Related(self.catalog.articles[item.position], item.score, item.reasons)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..dedup import dedup_text, shingle_jaccard, shingles
+from ..dedup import shingle_jaccard, story_shingles
 from ..engine import Recommender
 from ..ranking import RankingConfig
 from .baselines import EmbeddingSystem, FunctionSystem, MostRecentSystem, RandomSystem, RecentSameSectionSystem, System, TfidfSystem
@@ -76,7 +76,7 @@ def near_duplicate_predicate(rec: Recommender, threshold: float | None = None):
     def grams(article_id: str) -> frozenset[bytes] | None:
         if article_id not in cache:
             article = catalog.get(article_id)
-            cache[article_id] = frozenset(shingles(dedup_text(article.title, article.body))) if article else None
+            cache[article_id] = story_shingles(article.title, article.body) if article else None
         return cache[article_id]
 
     def is_duplicate(a_id: str, b_id: str) -> bool:
