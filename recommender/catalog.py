@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from .article import Article
 from .article_table import ArticleTable
+from .lexical import row_dots
 from .ranking import Candidates, Filters, Source
 
 __all__ = ["Catalog"]
@@ -167,7 +168,7 @@ class Catalog:
         return Candidates(
             positions=positions,
             semantic=(vecs @ source.vector).astype(np.float32),
-            lexical=np.asarray((lex @ query_lexical.T).toarray()).ravel().astype(np.float32),
+            lexical=row_dots(lex, query_lexical)[:, 0],
             vectors=vecs,
             signatures=self.signatures(positions),
             published=self.published[positions],

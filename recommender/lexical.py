@@ -13,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from index import atomic_save_npy, atomic_write_json
 
-__all__ = ["LexicalModel", "LexicalParams", "lexical_neighbors", "lexical_recall"]
+__all__ = ["LexicalModel", "LexicalParams", "lexical_neighbors", "lexical_recall", "row_dots"]
 
 PARAMS_FILE = "lexical.json"
 IDF_FILE = "lexical_idf.npy"
@@ -122,16 +122,18 @@ class LexicalModel:
     def top_terms_many(self, query: sp.csr_matrix, rows: sp.csr_matrix, n: int = 3) -> list[list[str]]:
         """:meth:`top_terms` of one query row against many rows, in one sparse product."""
         self._check_fitted()
-        product = sp.csr_matrix(rows.multiply(query))
+        rows = sp.csr_matrix(rows)
+        query = sp.csr_matrix(query)
+        dense = np.zeros(rows.shape[1], dtype=np.float32)  # the query scattered: one gather per row term
+        dense[query.indices] = query.data
         out = []
-        for r in range(product.shape[0]):
-            start, end = product.indptr[r], product.indptr[r + 1]
-            if start == end:
-                out.append([])
-                continue
-            data = product.data[start:end]
-            order = np.argsort(-data)[:n]
-            out.append([str(self.terms_[product.indices[start + i]]) for i in order])
+        for r in range(rows.shape[0]):
+            start, end = rows.indptr[r], rows.indptr[r + 1]
+            terms = rows.indices[start:end]
+            product = rows.data[start:end] * dense[terms]
+            shared = np.flatnonzero(product)
+            order = shared[np.argsort(-product[shared], kind="stable")[:n]]
+            out.append([str(self.terms_[terms[i]]) for i in order])
         return out
 
     def top_terms(self, a: sp.csr_matrix, b: sp.csr_matrix, n: int = 3) -> list[str]:
@@ -202,6 +204,25 @@ class LexicalModel:
             terms[idx] = term
         model.terms_ = terms
         return model
+
+
+def row_dots(rows: sp.csr_matrix, queries: sp.csr_matrix) -> np.ndarray:
+    """``rows @ queries.T`` as a dense ``(len(rows), len(queries))`` float32 array.
+
+    scipy computes that product by first transposing ``queries`` into a matrix with one pointer per vocabulary
+    term (hundreds of thousands), which was the largest single cost of a related-articles request; scattering
+    each query row into one dense vector and multiplying costs a pass over the nonzeros instead."""
+    rows = sp.csr_matrix(rows)
+    queries = sp.csr_matrix(queries)
+    out = np.empty((rows.shape[0], queries.shape[0]), dtype=np.float32)
+    dense = np.zeros(rows.shape[1], dtype=np.float32)
+    for j in range(queries.shape[0]):
+        start, end = queries.indptr[j], queries.indptr[j + 1]
+        terms = queries.indices[start:end]
+        dense[terms] = queries.data[start:end]
+        out[:, j] = rows @ dense
+        dense[terms] = 0.0
+    return out
 
 
 def _load_csr(directory: Path, files: dict[str, str], shape: tuple[int, int], mmap: bool) -> sp.csr_matrix:

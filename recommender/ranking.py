@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ConfigurationError
+from .lexical import row_dots
 
 __all__ = ["RankingConfig", "Filters", "Candidates", "RankedItem", "Source", "rank", "FUSIONS"]
 
@@ -166,7 +167,7 @@ def _feedback(c: Candidates, relevance: np.ndarray, config: RankingConfig) -> np
         return relevance
     top = np.argsort(-relevance, kind="stable")[:m]
     w = config.semantic_weight
-    pair = w * (c.vectors @ c.vectors[top].T) + (1.0 - w) * np.asarray((c.lexical_rows @ c.lexical_rows[top].T).toarray())
+    pair = w * (c.vectors @ c.vectors[top].T) + (1.0 - w) * row_dots(c.lexical_rows, c.lexical_rows[top])
     return (relevance + config.prf_weight * pair.mean(axis=1)) / (1.0 + config.prf_weight)
 
 

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.lexical import LEGACY_MATRIX_FILE, MATRIX_FILES, TERM_MATRIX_FILES, LexicalModel, lexical_neighbors, lexical_recall
+from recommender.lexical import (
+    LEGACY_MATRIX_FILE,
+    MATRIX_FILES,
+    TERM_MATRIX_FILES,
+    LexicalModel,
+    lexical_neighbors,
+    lexical_recall,
+    row_dots,
+)
 
 TEXTS = [
     "Costa Concordia captain goes on trial in Grosseto",
@@ -116,3 +124,25 @@ def test_neighbours_of_some_rows_and_small_corpora() -> None:
     two = LexicalModel().fit(["alpha beta", "alpha gamma"]).matrix_
     assert lexical_neighbors(two, 5).tolist() == [[1, -1, -1, -1, -1], [0, -1, -1, -1, -1]]
     assert lexical_neighbors(two[:0], 5).shape == (0, 5)
+
+
+def test_row_dots_equals_the_sparse_product_including_empty_rows() -> None:
+    model = _fitted()
+    rows = model.matrix_
+    queries = sp.vstack([model.transform(["Concordia trial", "nothing shared zzz"]), rows[[3]]]).tocsr()
+    got = row_dots(rows, queries)
+    assert got.shape == (len(TEXTS), 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, (rows @ queries.T).toarray(), rtol=1e-6, atol=1e-7)
+    assert not got[:, 1].any()  # a query sharing no term scores 0 everywhere
+    assert row_dots(rows, queries[:0]).shape == (len(TEXTS), 0)
+
+
+def test_top_terms_many_names_the_shared_terms_by_contribution() -> None:
+    model = _fitted()
+    query = model.transform(["Costa Concordia captain trial"])
+    many = model.top_terms_many(query, model.matrix_[[0, 1, 2]], n=2)
+    # Row by row it agrees with the pairwise form; an article sharing no term gets no terms.
+    assert many[:2] == [model.top_terms(query, model.matrix_[[i]], n=2) for i in (0, 1)]
+    assert many[2] == []
+    words = {"costa", "concordia", "captain", "trial"}
+    assert len(many[0]) == 2 and all(set(term.split()) <= words for term in many[0])
