@@ -146,3 +146,23 @@ def test_top_terms_many_names_the_shared_terms_by_contribution() -> None:
     assert many[2] == []
     words = {"costa", "concordia", "captain", "trial"}
     assert len(many[0]) == 2 and all(set(term.split()) <= words for term in many[0])
+
+
+def test_neighbours_do_not_depend_on_threads_chunks_or_a_memory_mapped_index(tmp_path) -> None:
+    model = LexicalModel().fit([" ".join(row) for row in np.random.default_rng(3).choice([f"w{i}" for i in range(40)], (300, 8))])
+    one = lexical_neighbors(model.matrix_, 7, threads=1, chunk=300)
+    np.testing.assert_array_equal(lexical_neighbors(model.matrix_, 7, threads=2, chunk=37), one)
+    model.save(tmp_path)
+    mapped = LexicalModel.load(tmp_path, mmap=True)  # read-only arrays, as a served version holds them
+    np.testing.assert_array_equal(lexical_neighbors(mapped.matrix_, 7, by_term=mapped.by_term), one)
+    wide = model.by_term.copy()  # 64-bit postings (a corpus past 2**31 nonzeros) beside 32-bit query rows
+    wide.indices, wide.indptr = wide.indices.astype(np.int64), wide.indptr.astype(np.int64)
+    np.testing.assert_array_equal(lexical_neighbors(model.matrix_, 7, by_term=wide), one)
+
+
+def test_a_row_tied_with_more_copies_than_k_still_never_lists_itself() -> None:
+    matrix = LexicalModel().fit(["same words here"] * 6 + ["other text entirely", "more other text"]).matrix_
+    got = lexical_neighbors(matrix, 3)
+    for i in range(6):
+        assert i not in got[i] and set(got[i]) <= set(range(6)) and (got[i] >= 0).all()
+    assert (got[6] == 7).sum() == 1 and (got[6][1:] == -1).all()  # shares only "text"... with row 7
