@@ -88,7 +88,7 @@ def release_free_memory() -> None:
 
     Embedding (live writes, drafts, the log replay at each reload) makes large short-lived allocations in many
     request threads; glibc keeps freed memory in per-thread arenas, so RSS climbed by ~300 MB over a 10-minute soak
-    without anything being leaked (benchmarks/soak.py). Trimming every 30 s takes a few milliseconds."""
+    without anything being leaked (tests/chaos/soak.py). Trimming every 30 s takes a few milliseconds."""
     global _libc
     if _libc is None:
         try:

@@ -5,7 +5,7 @@ route has answered a URL, its exact bytes and ETag are kept in the LiveIndex's r
 (state, decoded path, raw query string), where state is the served version and write-ahead-log position: any
 upsert, delete or reload changes the state (and clears the cache), so an entry can never outlive its data.
 A hit skips FastAPI's routing and parameter validation, which cost more than the lookup itself; a miss goes
-through the full route, which validates, computes and stores. Measured in benchmarks/bench_service.py.
+through the full route, which validates, computes and stores. Measured in benchmarks/perf/bench_service.py.
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import write_jsonl
 from index import IndexDirectory, Manifest, ManifestMismatchError, VectorStore
 from recommender import RejectsExceededError, ValidationFailedError
 from recommender.build import build_index
 from recommender.engine import Recommender
 from recommender.live import WriteAheadLog
 from recommender.settings import Settings
+from tests.support.paths import write_jsonl
 
 
 def _records(n=30):

@@ -8,8 +8,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, write_jsonl
 from recommender.cli import app
+from tests.support.paths import REPO, write_jsonl
 
 runner = CliRunner()
 
@@ -111,7 +111,7 @@ def test_index_dir_that_is_a_file(tmp_path):
 
 
 def test_build_of_an_unreadable_file(tmp_path, monkeypatch):
-    from test_loading import deny_reading
+    from tests.test_loading import deny_reading
 
     export = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "title": "t", "body": "b"}])
     deny_reading(monkeypatch, export)

@@ -5,9 +5,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from conftest import DEMO_CORPUS, shared_dataset
 from recommender.dedup import NEAR_DUPLICATE_THRESHOLD, dedup_text, minhash_signatures
 from recommender.loading import load_articles
+from tests.support.paths import DEMO_CORPUS, shared_dataset
 
 
 def _flags(articles):

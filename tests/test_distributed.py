@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from conftest import DEMO_CORPUS
 from index import IndexDirectory
 from recommender.build import build_index
 from recommender.settings import Settings
+from tests.support.paths import DEMO_CORPUS
 
 pytestmark = pytest.mark.slow
 

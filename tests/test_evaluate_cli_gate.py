@@ -7,7 +7,6 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DEMO_CORPUS, write_jsonl
 from index import IndexDirectory
 from recommender import ValidationFailedError
 from recommender.build import build_index
@@ -16,6 +15,7 @@ from recommender.evaluation import qrels_from_labels, save_qrels
 from recommender.evaluation.gate import make_gate
 from recommender.loading import load_articles
 from recommender.settings import Settings
+from tests.support.paths import DEMO_CORPUS, write_jsonl
 
 runner = CliRunner()
 

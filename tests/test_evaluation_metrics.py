@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from recommender.evaluation.metrics import (
     catalog_coverage,
+    duplicate_pair_rate,
     freshness,
     intra_list_diversity,
     latency_percentiles,
@@ -19,7 +20,6 @@ from recommender.evaluation.metrics import (
     metric_curves,
     metric_key,
     near_duplicate_rate,
-    duplicate_pair_rate,
     novelty,
     parse_metric_key,
     per_query_ranking_metrics,

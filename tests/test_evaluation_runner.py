@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from conftest import shared_dataset
 
 from recommender.article import Article, parse_article
 from recommender.errors import ArticleNotFoundError, ConfigurationError
@@ -26,6 +25,7 @@ from recommender.evaluation import (
     load_qrels,
     qrels_from_labels,
 )
+from tests.support.paths import shared_dataset
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 

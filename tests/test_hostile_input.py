@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from conftest import write_jsonl
 from recommender import load_articles, parse_article
 from recommender.build import build_index
 from recommender.engine import Recommender
 from recommender.settings import Settings
+from tests.support.paths import write_jsonl
 
 HOSTILE_IDS = ["../../etc/passwd", "a/b/c", "..", ".", "with space", "100%25 done", "%2e%2e%2f", "emoji-🙂", "rtl-\u05e9\u05dc\u05d5\u05dd", "x" * 256]
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from conftest import write_jsonl
 from recommender import LoadError, RejectsExceededError, load_articles
 from recommender.loading import check_rejects
+from tests.support.paths import write_jsonl
 
 
 def _ok(i):

@@ -7,11 +7,12 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from service_fixtures import ADMIN_TOKEN, admin_headers, copy_index, publish_copy
 
 from recommender.settings import Settings
 from service import create_app
 from service.schemas import ArticleDetail, ArticleList, IndexInfo, RelatedResponse
+from tests.support.paths import REPO
+from tests.support.server import ADMIN_TOKEN, admin_headers, copy_index, publish_copy
 
 RELATED = "/v1/articles/{}/related"
 
@@ -614,3 +615,13 @@ def test_openapi_contract(client: TestClient) -> None:
         assert path in paths
     item = schema["components"]["schemas"]["RelatedItem"]
     assert set(item["required"]) == {"id", "title", "url", "published_at", "section", "score", "reasons"}
+
+
+def test_demo_page_inserts_text_never_markup() -> None:
+    """The browser test (test_page_browser.py) checks a <script> title on the live page; this checks the code
+    itself, so it holds where no browser is installed: no API that parses strings as HTML."""
+    script = (REPO / "service" / "static" / "app.js").read_text(encoding="utf-8")
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("//"))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in code, sink
+    assert "textContent" in code

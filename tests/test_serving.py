@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from service_fixtures import copy_index, publish_copy
 
 from index import IndexDirectory
 from recommender.article import parse_article
@@ -16,6 +15,7 @@ from recommender.errors import ArticleNotFoundError
 from recommender.live import WriteAheadLog
 from recommender.serving import LiveIndex, NotReadyError, RelatedQuery, ReloadFailedError, ResponseCache
 from recommender.settings import Settings
+from tests.support.server import copy_index, publish_copy
 
 Q = RelatedQuery.build(6)
 

@@ -434,15 +434,20 @@ def self_recommendation_rate(run: Run, *, k: int | None = None) -> dict[str, flo
     return {_suffix("self_recommendation_rate", k): sum(q in items for q, items in lists.items()) / len(lists)}
 
 
-def latency_percentiles(times_ms: Iterable[float]) -> dict[str, float]:
-    """p50/p95/p99 and mean of per-query latencies in milliseconds (numpy linear interpolation)."""
-    values = np.asarray(list(times_ms), dtype=np.float64)
-    if values.size == 0:
+def percentiles(values: Iterable[float], *, digits: int | None = None) -> dict[str, float]:
+    """``{"n", "p50", "p95", "p99", "mean"}`` of a sample (numpy linear interpolation); ``{}`` when empty.
+    The one summary of latencies used by evaluation, benchmarks and the chaos harnesses."""
+    data = np.asarray(list(values), dtype=np.float64)
+    if data.size == 0:
         return {}
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "latency_p50_ms": float(p50),
-        "latency_p95_ms": float(p95),
-        "latency_p99_ms": float(p99),
-        "latency_mean_ms": float(values.mean()),
-    }
+    p50, p95, p99 = np.percentile(data, [50, 95, 99])
+    out = {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(data.mean())}
+    if digits is not None:
+        out = {k: round(v, digits) for k, v in out.items()}
+    return {"n": int(data.size), **out}
+
+
+def latency_percentiles(times_ms: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99 and mean of per-query latencies in milliseconds, keyed for an evaluation's results."""
+    summary = percentiles(times_ms)
+    return {f"latency_{k}_ms": v for k, v in summary.items() if k != "n"}

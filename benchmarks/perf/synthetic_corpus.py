@@ -1,6 +1,6 @@
 """A synthetic news export of any size, for scale tests: real sentences, new combinations.
 
-    python benchmarks/synthetic_corpus.py 1000000 ~/.cache/related-articles/scale/corpus-1000000.jsonl
+    python -m benchmarks.perf.synthetic_corpus 1000000 ~/.cache/related-articles/scale/corpus-1000000.jsonl
 
 Each article is two or three sentences drawn from reuters21578 articles that share a topic, with a headline cut
 from another sentence of that topic, a section derived from the topic, a tag, and a date spread over ten years.
@@ -24,7 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO
+
 REUTERS = REPO.parent / "shared" / "datasets" / "reuters21578" / "articles.jsonl"
 SECTIONS = ["business", "markets", "commodities", "energy", "economy", "world", "agriculture", "metals", "finance",
             "trade", "companies", "currencies"]  # fmt: skip

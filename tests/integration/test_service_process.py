@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import REPO, ServerProcess, admin_headers, copy_index, publish_copy, wait_until
 
 from index import IndexDirectory
+from tests.support.paths import REPO
+from tests.support.server import ServerProcess, admin_headers, copy_index, publish_copy, wait_until
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Soak: sustained mixed traffic against one uvicorn process, with live writes and reloads; no request may fail.
 
-    python benchmarks/soak.py                                   # 10 minutes on the demo corpus
-    python benchmarks/soak.py --minutes 30 --clients 8 --articles ../shared/datasets/reuters21578/articles.jsonl
+    python -m tests.chaos.soak                                   # 10 minutes on the demo corpus
+    python -m tests.chaos.soak --minutes 30 --clients 8 --articles ../shared/datasets/reuters21578/articles.jsonl
 
 Traffic (loopback only; ``--clients`` closed-loop threads, each sending its next request when the last one
 answered, so the load is bounded): related by id (60%, random k and sometimes filters), related for a draft's text
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -33,15 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
 import httpx
-from service_fixtures import ServerProcess, admin_headers, copy_index, publish_copy
 
 from index import IndexDirectory, LockedError
+from recommender.evaluation.metrics import percentiles
+from tests.support.paths import DEMO_CORPUS, subprocess_env
+from tests.support.server import ServerProcess, admin_headers, copy_index, publish_copy
 
-DEMO_CORPUS = REPO / "recommender" / "data" / "demo_articles.jsonl"
 MIX = [
     ("related_id", 60),
     ("related_text", 10),
@@ -72,16 +69,6 @@ class Stats:
             if not ok:
                 self.failures.append(f"{op}: {detail}"[:300])
 
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-    return {
-        **env,
-        "PYTHONPATH": str(REPO),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
 
 
 def _rss_mb(pid: int) -> float:
@@ -195,7 +182,7 @@ def _driver(
                 t0 = time.perf_counter()
                 done = subprocess.run(
                     [sys.executable, "-m", "recommender", "build", str(export), "--index-dir", str(root)],
-                    env=_env(),
+                    env=subprocess_env(OMP_NUM_THREADS="1"),
                     capture_output=True,
                     text=True,
                     check=False,
@@ -205,15 +192,8 @@ def _driver(
                 events["builds"] += ok
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    values = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
-
-    return {"n": len(values), "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    return {k if k == "n" else f"{k}_ms": v for k, v in percentiles([s * 1000 for s in seconds], digits=1).items()}
 
 
 def run(
@@ -359,7 +339,7 @@ def main() -> int:
             print(f"building {export} ...", flush=True)
             subprocess.run(
                 [sys.executable, "-m", "recommender", "build", str(export), "--index-dir", str(root)],
-                env=_env(),
+                env=subprocess_env(OMP_NUM_THREADS="1"),
                 check=True,
                 capture_output=True,
             )

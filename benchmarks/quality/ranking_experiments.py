@@ -1,6 +1,6 @@
 """Ranking ideas tried against the default on ecbplus-dev (nDCG@10), kept so the negative results can be re-run.
 
-    python benchmarks/ranking_experiments.py
+    python -m benchmarks.quality.ranking_experiments
 
 Each experiment swaps one piece of ``recommender.ranking`` for a variant, runs the engine's own
 ``related`` path over every ecbplus-dev query, and prints nDCG@10 next to the default's. None of them
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections import Counter
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.common import REPO, machine_line
+
 ECB = REPO.parent / "shared" / "datasets" / "ecbplus-dev"
 
 
@@ -57,16 +54,17 @@ def name_features(articles) -> Callable:
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     logging.basicConfig(level=logging.WARNING)
+    from benchmarks.quality.tune_ranking import build, ndcg
+
     import recommender.engine as engine_module
     import recommender.ranking as R
     from recommender.dedup import shingle_jaccard, story_shingles
-    from recommender.evaluation import load_qrels
-    from recommender.lexical import row_dots
-    from tune_ranking import build, ndcg, run_engine
-
     from recommender.embedding import Embedder
     from recommender.engine import Recommender
+    from recommender.evaluation import load_qrels
+    from recommender.lexical import row_dots
 
     embedder = Embedder()
     rec = Recommender.open(build("ecbplus-lead-120", ECB / "articles.jsonl", embedder, lead_words=120), embedder=embedder)

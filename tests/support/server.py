@@ -5,7 +5,6 @@ The session fixtures ``embedder`` and ``demo_index`` come from tests/conftest.py
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -19,7 +18,8 @@ import httpx
 
 from index import IndexDirectory
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO, subprocess_env
+
 ADMIN_TOKEN = "test-admin-token"
 
 
@@ -62,15 +62,12 @@ class ServerProcess:
         self.log_path = log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-        env.update(
+        env = subprocess_env(
             RECOMMENDER_INDEX_DIR=str(index_dir),
             RECOMMENDER_HOST="127.0.0.1",
             RECOMMENDER_PORT=str(self.port),
             RECOMMENDER_ADMIN_TOKEN=ADMIN_TOKEN,
             RECOMMENDER_ACCESS_LOG="0",
-            HF_HUB_OFFLINE="1",
-            TOKENIZERS_PARALLELISM="false",
             OMP_NUM_THREADS="1",
         )
         env.update({f"RECOMMENDER_{k.upper()}": str(v) for k, v in settings.items()})

@@ -1,7 +1,7 @@
 """Build benchmarks (issue: nightly rebuilds), each printed as a same-run ratio because these machines are noisy.
 
-    python benchmarks/bench_build.py                            # reuters21578, float32
-    python benchmarks/bench_build.py --limit 5000 --backends float32,bf16
+    python -m benchmarks.perf.bench_build                            # reuters21578, float32
+    python -m benchmarks.perf.bench_build --limit 5000 --backends float32,bf16
 
 1. Full build end-to-end articles/s divided by raw ``model.encode`` articles/s on the same texts and backend
    (target >= 0.9: everything but embedding must be cheap).
@@ -14,19 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, machine_line
+
 DEFAULT = REPO.parent / "shared" / "datasets" / "reuters21578" / "articles.jsonl"
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=Path, default=DEFAULT)
     parser.add_argument("--limit", type=int, default=None, help="first N rows only")

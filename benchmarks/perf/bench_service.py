@@ -3,7 +3,7 @@
 Run (needs a built index; wrk is used when installed, else an asyncio httpx load generator)::
 
     recommender build /work/shared/datasets/reuters21578/articles.jsonl --index-dir /tmp/reuters-idx
-    python benchmarks/bench_service.py --index-dir /tmp/reuters-idx \
+    python -m benchmarks.perf.bench_service --index-dir /tmp/reuters-idx \
         [--duration 10] [--connections 32] [--tool wrk|httpx]
 
 Each server runs alone (one uvicorn worker, access log off) while the load generator hits it, so the two
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import shutil
@@ -36,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, machine_line
+from tests.support.paths import subprocess_env
 
 
 # -- the trivial app --------------------------------------------------------------------------------
@@ -75,17 +75,8 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     # One worker on a small machine: BLAS threads would only fight the load generator for cores.
-    env.update(
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-    )
-    env.update(extra)
-    return env
+    return subprocess_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
 
 
 def start_service(index_dir: Path, port: int, cache_size: int) -> subprocess.Popen:
@@ -245,6 +236,7 @@ def _zipf_sample(ids: list[str], n: int, s: float, rng: random.Random) -> list[s
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", type=Path, default=Path("/tmp/reuters-idx"))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")

@@ -1,6 +1,6 @@
 """Lexical weighting by measurement: the build's TF-IDF against BM25 weights, lexical-only, on ecbplus-dev.
 
-    python benchmarks/bm25_vs_tfidf.py
+    python -m benchmarks.quality.bm25_vs_tfidf
 
 The ranking issue allows "scikit-learn TF-IDF, or BM25 if it measures better". Both sides use the same tokens
 (the build's vectorizer settings: unigrams and bigrams, English stop words, min_df 2, max_df 0.5) and the
@@ -13,13 +13,12 @@ qrels, trec_eval gains, via ir-measures) for TF-IDF and a small BM25 grid (k1, b
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, machine_line
+
 ECB = REPO.parent / "shared" / "datasets" / "ecbplus-dev"
 
 
@@ -48,6 +47,7 @@ def ranked(matrix: sp.csr_matrix, ids: list[str], k: int = 10) -> dict[str, list
 
 
 def main() -> int:
+    print(machine_line(), flush=True)
     from sklearn.feature_extraction.text import CountVectorizer
 
     from recommender.evaluation import load_qrels, ranking_metrics

@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_CORPUS, REPO
 from index import IndexDirectory, Manifest
 from recommender.engine import Recommender
+from tests.support.paths import DEMO_CORPUS, subprocess_env
 
 
 def _build_cmd(export: Path, index_dir: Path) -> list[str]:
     return [sys.executable, "-m", "recommender", "build", str(export), "--index-dir", str(index_dir)]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
 
 
 def _small_export(tmp_path: Path, n: int = 40) -> Path:
@@ -44,9 +40,11 @@ def kill_build_repeatedly(export: Path, index_dir: Path, runs: int, seed: int = 
     """Start a build, SIGKILL it after a random delay, check the published version; repeat."""
     rng = random.Random(seed)
     outcomes = []
-    for _ in range(runs):
-        proc = subprocess.Popen(_build_cmd(export, index_dir), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(0.5, 7.0)
+    for run in range(runs):
+        proc = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The first kill lands before any build could finish (the imports alone take longer), so every run kills
+        # at least one build; the others land anywhere in a build.
+        delay = rng.uniform(0.3, 1.2) if run == 0 else rng.uniform(0.5, 7.0)
         try:
             proc.wait(delay)
             outcomes.append((delay, "finished"))
@@ -61,12 +59,12 @@ def kill_build_repeatedly(export: Path, index_dir: Path, runs: int, seed: int = 
 def test_kill_9_during_builds_never_breaks_the_published_version(tmp_path):
     export = _small_export(tmp_path)
     index_dir = tmp_path / "idx"
-    first = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True)
+    first = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    outcomes = kill_build_repeatedly(export, index_dir, runs=3, seed=int(time.time()))
+    outcomes = kill_build_repeatedly(export, index_dir, runs=3, seed=20261130)
     assert any(o == "killed" for _, o in outcomes)
     # The next build clears the stale lock and the leftovers of the killed ones, then publishes.
-    final = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True)
+    final = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     assert not any((index_dir / ".staging").iterdir())
     _assert_servable(index_dir)
@@ -75,12 +73,12 @@ def test_kill_9_during_builds_never_breaks_the_published_version(tmp_path):
 def test_two_builds_at_once(tmp_path):
     export = _small_export(tmp_path)
     index_dir = tmp_path / "idx"
-    first = subprocess.Popen(_build_cmd(export, index_dir), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = index_dir / "build.lock"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
         time.sleep(0.05)
-    second = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True)
+    second = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True)
     assert second.returncode == 5
     assert second.stderr.strip().startswith(f"error: another build is running on {index_dir} (pid {first.pid} since ")
     assert first.wait(120) == 0
@@ -100,14 +98,14 @@ def small_disk(tmp_path):
 def test_disk_full_during_build_changes_nothing_published(tmp_path, small_disk):
     export = _small_export(tmp_path)
     index_dir = small_disk / "idx"
-    ok = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True)
+    ok = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     published = IndexDirectory(index_dir).current()
     # Leave about 100 KB free: too little for another version.
     free = shutil.disk_usage(small_disk).free
     with open(small_disk / "filler", "wb") as fh:
         fh.write(b"\0" * max(0, free - 100_000))
-    full = subprocess.run(_build_cmd(export, index_dir) + ["--full"], env=_env(), capture_output=True, text=True)
+    full = subprocess.run(_build_cmd(export, index_dir) + ["--full"], env=subprocess_env(), capture_output=True, text=True)
     assert full.returncode == 6, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no space left on device while writing ")
@@ -116,5 +114,5 @@ def test_disk_full_during_build_changes_nothing_published(tmp_path, small_disk):
     assert not any((index_dir / ".staging").iterdir())
     _assert_servable(index_dir)
     (small_disk / "filler").unlink()
-    again = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True)
+    again = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr

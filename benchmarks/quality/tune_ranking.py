@@ -1,7 +1,7 @@
 """Choose the text preparation and the ranking defaults by measurement (tune on ecbplus-dev, confirm on reuters).
 
-    python benchmarks/tune_ranking.py                       # text variants + fusion grid on ecbplus-dev
-    python benchmarks/tune_ranking.py --confirm-reuters     # also the chosen default vs baselines on reuters21578
+    python -m benchmarks.quality.tune_ranking                       # text variants + fusion grid on ecbplus-dev
+    python -m benchmarks.quality.tune_ranking --confirm-reuters     # also the chosen default vs baselines on reuters21578
 
 Indexes are cached outside the repository (~/.cache/related-articles/bench). Prints tables of nDCG@10.
 """
@@ -12,12 +12,11 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, machine_line
+
 SHARED = REPO.parent / "shared" / "datasets"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "related-articles" / "bench"
 
@@ -43,6 +42,7 @@ def ndcg(run, qrels):
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--confirm-reuters", action="store_true")
     parser.add_argument("--reuters-queries", type=int, default=2000, help="seeded sample of reuters queries")

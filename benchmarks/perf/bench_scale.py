@@ -1,9 +1,9 @@
 """Scale: how build time, memory, disk, latency and recall grow from 10k to 100k to 1M articles.
 
-    python benchmarks/bench_scale.py                                  # 10k, 100k and 1M (hours on 2 cores)
-    python benchmarks/bench_scale.py --sizes 10000 100000             # minutes
-    python benchmarks/bench_scale.py --sizes 1000000 --compressed     # + compressed index types at 1M
-    python benchmarks/bench_scale.py --report-only                    # table and plot from cached results
+    python -m benchmarks.perf.bench_scale                                  # 10k, 100k and 1M (hours on 2 cores)
+    python -m benchmarks.perf.bench_scale --sizes 10000 100000             # minutes
+    python -m benchmarks.perf.bench_scale --sizes 1000000 --compressed     # + compressed index types at 1M
+    python -m benchmarks.perf.bench_scale --report-only                    # table and plot from cached results
 
 Per size N, on a synthetic export of N articles (``synthetic_corpus.py``: real reuters21578 sentences in new
 combinations, so the bundled model's vectors are real), cached with everything else under ``--cache``
@@ -37,37 +37,22 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
-
-import synthetic_corpus  # noqa: E402
+from benchmarks.common import REPO, machine_line
+from benchmarks.perf import synthetic_corpus
+from recommender.evaluation.metrics import percentiles
+from tests.support.paths import subprocess_env
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "related-articles" / "scale"
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
-    return env
-
-
 def _label(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k"
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    if not values:
-        return {}
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-    return {"p50": round(pick(0.50), 2), "p99": round(pick(0.99), 2), "mean": round(statistics.fmean(values), 2)}
 
 
 def corpus(cache: Path, n: int) -> Path:
@@ -83,7 +68,7 @@ def _run_build(cache: Path, label: str, export: Path, index_dir: Path, backend: 
     """One ``recommender build`` subprocess: (its JSON report, wall seconds, peak RSS in MB)."""
     cmd = [sys.executable, "-m", "recommender", "-v", "build", str(export), "--index-dir", str(index_dir),
            "--backend", backend, "--json"]  # fmt: skip
-    env = _env(RECOMMENDER_MAX_SEQ_LENGTH=str(max_seq_length))
+    env = subprocess_env(RECOMMENDER_MAX_SEQ_LENGTH=str(max_seq_length))
     print(f"[{label}] {' '.join(cmd[2:])}", flush=True)
     log_path = cache / f"{tag}-{label}.log"
     started = time.monotonic()
@@ -201,7 +186,7 @@ def serve(index_dir: Path, ids: list[str], log_path: Path, *, mmap: bool, reques
     finally:
         server.stop()
     return {"mmap": mmap, "ready_s": round(ready_s, 1), **memory, "rss_after_drafts_mb": after_drafts["rss_mb"],
-            "related_by_id_ms": _percentiles(latencies), "related_for_text_ms": _percentiles(draft_latencies)}  # fmt: skip
+            "related_by_id_ms": percentiles(latencies), "related_for_text_ms": percentiles(draft_latencies)}  # fmt: skip
 
 
 # -- 3./4. recall and compressed index types ---------------------------------------------------------------
@@ -338,6 +323,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
 
 
 def main() -> int:
+    print(machine_line(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -369,7 +355,7 @@ def main() -> int:
         demo = args.cache / "index-demo"
         if not (demo / "CURRENT").exists():
             subprocess.run([sys.executable, "-m", "recommender", "build", str(REPO / "recommender" / "data" / "demo_articles.jsonl"),
-                            "--index-dir", str(demo)], env=_env(), check=True, capture_output=True)  # fmt: skip
+                            "--index-dir", str(demo)], env=subprocess_env(), check=True, capture_output=True)  # fmt: skip
         demo_ids = [f"demo-{i:03d}" for i in range(1, 101)]
         baseline_drafts = [{k: v for k, v in r.items() if k != "id"} for r in synthetic_corpus.articles(5, seed=98)]
         results["baseline"] = serve(demo, demo_ids, args.cache / "serve-demo.log", mmap=False, requests=100, drafts=baseline_drafts)

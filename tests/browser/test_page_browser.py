@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from service_fixtures import ADMIN_TOKEN, admin_headers, copy_index, free_port, wait_until
 
 from recommender.settings import Settings
 from service import create_app
+from tests.support.server import ADMIN_TOKEN, admin_headers, copy_index, free_port, wait_until
 
 CHROMIUM_FLAGS = [
     "--headless",

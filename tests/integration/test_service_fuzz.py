@@ -11,11 +11,11 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (a dev dependency)")
 from hypothesis import HealthCheck, Phase, settings
-from service_fixtures import ADMIN_TOKEN, copy_index
 
 from recommender.serving import LiveIndex
 from recommender.settings import Settings
 from service import create_app
+from tests.support.server import ADMIN_TOKEN, copy_index
 
 MAX_EXAMPLES = 60
 

@@ -1,7 +1,7 @@
 """kill -9 the service during bursts of concurrent PUT/DELETE, restart it, and check every acknowledged write.
 
-    python benchmarks/kill_service.py                      # 10 rounds on a copy of the demo index
-    python benchmarks/kill_service.py --rounds 30 --writers 8 --index-dir /srv/related/index-copy
+    python -m tests.chaos.kill_service                      # 10 rounds on a copy of the demo index
+    python -m tests.chaos.kill_service --rounds 30 --writers 8 --index-dir /srv/related/index-copy
 
 Each round starts ``python -m service`` (one uvicorn process, loopback), checks the state left by the previous
 round, then runs ``--writers`` threads that insert, replace and delete articles (each thread owns its ids, so the
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -32,13 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
 import httpx
-from service_fixtures import ServerProcess, admin_headers, copy_index
 
-DEMO_CORPUS = REPO / "recommender" / "data" / "demo_articles.jsonl"
+from tests.support.paths import DEMO_CORPUS, subprocess_env
+from tests.support.server import ServerProcess, admin_headers, copy_index
+
 GONE = None  # expected state of a deleted (or never created) id
 
 
@@ -256,8 +253,7 @@ def run(
     build_seconds = None
     if build:
         t0 = time.monotonic()
-        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        env = {k: v for k, v in env.items() if not k.startswith("RECOMMENDER_")}
+        env = subprocess_env()
         done = subprocess.run(
             [sys.executable, "-m", "recommender", "build", str(DEMO_CORPUS), "--index-dir", str(index_dir)],
             env=env,
@@ -319,10 +315,9 @@ def main() -> int:
             copy_index(args.index_dir, root)
         else:
             print("building the demo index...", flush=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
             subprocess.run(
                 [sys.executable, "-m", "recommender", "build", str(DEMO_CORPUS), "--index-dir", str(root)],
-                env={**env, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"},
+                env=subprocess_env(),
                 check=True,
                 capture_output=True,
             )

@@ -1,7 +1,7 @@
 """kill -9 the nightly build at random points, many times, and check after each kill that the index still serves.
 
-    python benchmarks/kill_builds.py                 # 30 runs on a 60-article slice of the demo corpus
-    python benchmarks/kill_builds.py --runs 100 --articles 140 --seed 7
+    python -m tests.chaos.kill_builds                 # 30 runs on a 60-article slice of the demo corpus
+    python -m tests.chaos.kill_builds --runs 100 --articles 140 --seed 7
 
 Each run changes a few articles of the export (so the build has something to embed), logs one live change in the
 write-ahead log as the service would for a PUT (an acknowledged write; the export carries it from the next run on,
@@ -31,16 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.support.paths import DEMO_CORPUS, subprocess_env
 
-DEMO_CORPUS = REPO / "recommender" / "data" / "demo_articles.jsonl"
 STAGES = ["embed", "lexical", "neighbors", "write", "publish", "after_publish"]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
-    return {**env, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def _build_cmd(export: Path, index_dir: Path) -> list[str]:
@@ -106,7 +99,7 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
     export = work / "export.jsonl"
     index_dir = work / "index"
     _write_export(records, export)
-    first = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True, check=False)
+    first = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False)
     if first.returncode != 0:
         raise SystemExit(f"first build failed: {first.stderr[-2000:]}")
     durations: list[float] = []
@@ -131,7 +124,7 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
         mode = "random" if rng.random() < 1 / 3 else rng.choice(STAGES)
         started = time.monotonic()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(_build_cmd(export, index_dir), env=_env(), stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
             if mode == "random":
                 delay = rng.uniform(0.2, typical)
                 try:
@@ -179,7 +172,7 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
     # compacted its live change would see that change removed by the final build, as the export model intends.
     _write_export(records, export)
     t0 = time.monotonic()
-    final = subprocess.run(_build_cmd(export, index_dir), env=_env(), capture_output=True, text=True, check=False)
+    final = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False)
     recovery = time.monotonic() - t0
     if final.returncode != 0:
         problems.append(f"the build after the kills failed: {final.stderr.strip().splitlines()[-1:]}")
