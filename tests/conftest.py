@@ -1,37 +1,35 @@
-"""Shared fixtures: the real bundled model (loaded once) and a real demo index (built once per session)."""
+"""Shared fixtures: the real bundled model (loaded once) and a real demo index (built once per session).
+
+Where a test lives says what kind it is: ``tests/integration/`` (real server processes, schemathesis),
+``tests/chaos/`` (kill -9, full disks, a soak) and ``tests/browser/`` (headless Chromium) get the marker of their
+folder, so the README's ``pytest`` runs only the fast suite and CI runs the rest after it (``.ci/run``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
+
+from tests.support.paths import DEMO_CORPUS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DEMO_CORPUS = REPO / "recommender" / "data" / "demo_articles.jsonl"
+_FOLDER_MARKERS = ("integration", "chaos", "browser")
 
 
-def shared_dataset(name: str) -> Path:
-    """A dataset from ../shared; in CI a missing one is a failure, elsewhere a skip with the reason."""
-    path = SHARED / "datasets" / name
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared dataset missing: {path}")
-        pytest.skip(f"shared dataset not present: {path}")
-    return path
-
-
-def write_jsonl(path: Path, records: Iterable[Any]) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write((record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)) + "\n")
-    return path
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(root).parts
+        if parts and parts[0] in _FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+            if parts[0] == "chaos" and item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(900))  # kill loops and soaks run for minutes by design
 
 
 @pytest.fixture(scope="session")
