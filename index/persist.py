@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, BinaryIO
 
-__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir", "fsync_file"]
+__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -19,11 +19,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 
 from .errors import StoreError
-from .exact import brute_force_search, recall_at_k
+from .exact import recall_at_k
 from .persist import atomic_save_npy, atomic_write_bytes, atomic_writer
 
 __all__ = ["VectorStore", "IndexSpec", "INDEX_TYPES", "measure_recall", "tune_recall"]
@@ -235,9 +235,6 @@ class VectorStore:
             for prow, srow in zip(positions, scores)
         ]
 
-    def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return brute_force_search(self.vectors, queries, k)
-
     def recall(self, *, k: int = 10, sample: int = 1000) -> float:
         if self.index_type == "flat":
             return 1.0
@@ -259,6 +256,11 @@ class VectorStore:
         atomic_save_npy(directory / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
         atomic_write_bytes(directory / IDS_FILE, json.dumps(self._ids, ensure_ascii=False).encode("utf-8"))
         return [INDEX_FILE, VECTORS_FILE, IDS_FILE]
+
+    @staticmethod
+    def load_vectors(directory: Path, *, mmap: bool = True) -> np.ndarray:
+        """Only the stored vectors of a saved store (an incremental build reuses them without the index)."""
+        return np.load(Path(directory) / VECTORS_FILE, mmap_mode="r" if mmap else None)
 
     @classmethod
     def load(cls, directory: Path, *, index_type: str, mmap: bool = False, ef_search: int | None = None) -> "VectorStore":

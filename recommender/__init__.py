@@ -1,7 +1,6 @@
 """Related-article recommendations for news sites: hybrid semantic + lexical ranking over a FAISS index."""
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from .article import Article, parse_article  # noqa: E402
 from .errors import (  # noqa: E402
     ArticleNotFoundError,

@@ -8,6 +8,9 @@ for a real news body): 5 GB per worker at a million articles. So the columns liv
 memory-mapped read-only: worker processes share one copy in the page cache, and a version deleted from disk
 while it is served stays readable until the service lets go of it.
 
+The build also writes the columns and each article's byte offset as an Arrow IPC file (``articles.arrow``), so a
+load maps that file instead of parsing every JSON line (versions written before it are still parsed).
+
 Live rows (upserts since the build) are kept as objects. The table is copy-on-write (:meth:`appended` returns a
 new table sharing the base), so readers that took a reference never see it change under them.
 """
@@ -18,14 +21,14 @@ import json
 import mmap
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import numpy as np
 import orjson
 
 from .article import Article, parse_article, parse_datetime
 
-__all__ = ["ArticleTable", "Columns", "read_article_hashes"]
+__all__ = ["ArticleTable", "Columns", "read_article_hashes", "write_article_table"]
 
 
 def _lower(value: Any) -> str | None:
@@ -85,13 +88,16 @@ class ArticleTable(Sequence[Article]):
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path) -> ArticleTable:
-        """Index a version's ``articles.jsonl``: one pass for offsets, ids, titles and columns."""
+    def open(cls, path: Path, columns_path: Path | None = None) -> ArticleTable:
+        """A version's ``articles.jsonl``, indexed from its Arrow columns file when there is one, else by one
+        parsing pass for offsets, ids, titles and columns."""
         with open(path, "rb") as fh:
             size = fh.seek(0, 2)
             source = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         if source is None:
             return cls([], [], Columns(0), offsets=np.zeros(1, dtype=np.int64))
+        if columns_path is not None and columns_path.exists():
+            return cls._from_arrow(columns_path, source, size)
         ends = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 10) + 1
         if len(ends) == 0 or ends[-1] != size:  # a last line without its newline
             ends = np.append(ends, size)
@@ -105,6 +111,25 @@ class ArticleTable(Sequence[Article]):
             ids[pos] = record["id"]
             titles[pos] = record.get("title") or ""
             columns.set(pos, record.get("published_at"), record.get("section"), record.get("language"), record.get("tags"))
+        return cls(ids, titles, columns, source=source, offsets=offsets)
+
+    @classmethod
+    def _from_arrow(cls, path: Path, source: mmap.mmap, size: int) -> ArticleTable:
+        import pyarrow as pa
+
+        with pa.memory_map(str(path), "r") as mapped:
+            table = pa.ipc.open_file(mapped).read_all()
+        n = table.num_rows
+        columns = Columns(n)
+        columns.published = table.column("published").to_numpy(zero_copy_only=False).astype(np.float64)
+        intern = sys.intern
+        columns.sections[:] = [intern(v) if v else None for v in table.column("section").to_pylist()]
+        columns.languages[:] = [intern(v) if v else None for v in table.column("language").to_pylist()]
+        tagsets = columns._tagsets
+        columns.tags = [tagsets.setdefault(key, key) for key in map(frozenset, table.column("tags").to_pylist())]
+        offsets = np.append(table.column("offset").to_numpy(), size).astype(np.int64)
+        ids = table.column("id").to_pylist()
+        titles = table.column("title").to_pylist()
         return cls(ids, titles, columns, source=source, offsets=offsets)
 
     @classmethod
@@ -155,6 +180,35 @@ class ArticleTable(Sequence[Article]):
     def __iter__(self) -> Iterator[Article]:
         for pos in range(len(self.ids)):
             yield self[pos]
+
+
+def write_article_table(fh: BinaryIO, columns_fh: BinaryIO, articles: Sequence[Article], hashes: Sequence[str]) -> None:
+    """One JSON line per article (with its content hash, for incremental builds) and the Arrow columns file that
+    lets :meth:`ArticleTable.open` skip parsing them."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(articles), dtype=np.int64)
+    at = 0
+    for i, (article, content_hash) in enumerate(zip(articles, hashes)):
+        record = article.to_dict()
+        record["_hash"] = content_hash
+        line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        fh.write(line)
+        offsets[i] = at
+        at += len(line)
+    table = pa.table(
+        {
+            "id": pa.array([a.id for a in articles], pa.string()),
+            "title": pa.array([a.title for a in articles], pa.string()),
+            "published": pa.array([a.published_at.timestamp() if a.published_at else np.nan for a in articles], pa.float64()),
+            "section": pa.array([_lower(a.section) for a in articles], pa.string()),
+            "language": pa.array([_lower(a.language) for a in articles], pa.string()),
+            "tags": pa.array([sorted({t.lower() for t in a.tags}) for a in articles], pa.list_(pa.string())),
+            "offset": pa.array(offsets, pa.int64()),
+        }
+    )
+    with pa.ipc.new_file(columns_fh, table.schema) as writer:
+        writer.write_table(table)
 
 
 def read_article_hashes(path: Path) -> tuple[list[str], list[str]]:

@@ -5,33 +5,30 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-from index import IndexDirectory, Manifest, ManifestError, StoreError, VectorStore
+from index import IndexDirectory, Manifest, VectorStore
 
 from .article import Article
-from .article_table import ArticleTable
 from .catalog import Catalog
+from .changelog import Change, latest
 from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
 from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError
 from .lexical import LexicalModel
 from .ranking import Filters, RankedItem, RankingConfig, Source, rank
 from .text import embedding_text, lexical_text
+from .version_files import read_version
 
-__all__ = ["Recommender", "Related", "ARTICLES_FILE", "SIGNATURES_FILE", "NEIGHBORS_FILES"]
+__all__ = ["Recommender", "Related"]
 
 logger = logging.getLogger(__name__)
 
-ARTICLES_FILE = "articles.jsonl"
-SIGNATURES_FILE = "signatures.npy"
-NEIGHBORS_FILES = {"semantic": "neighbors_semantic.npy", "lexical": "neighbors_lexical.npy"}
 _EXHAUSTIVE_LIMIT = 50_000  # below this many eligible articles, score them all rather than widen a search
 
 
@@ -115,31 +112,18 @@ class Recommender:
     ) -> "Recommender":
         """Load one version folder directly (a published one, or a staged build under evaluation)."""
         path = Path(path)
-        manifest = Manifest.read(path)
-        manifest.verify_files(path, digests=verify_digests)
         if model is not None:
-            manifest.check_compatible(model=resolve_model(model)[1])
-        try:
-            store = VectorStore.load(path, index_type=manifest.index_type, mmap=mmap)
-            articles = ArticleTable.open(path / ARTICLES_FILE)
-            signatures = np.load(path / SIGNATURES_FILE, mmap_mode="r" if mmap else None)
-            lexical = LexicalModel.load(path, mmap=mmap)
-            neighbors = {k: np.load(path / f, mmap_mode="r" if mmap else None) for k, f in NEIGHBORS_FILES.items()}
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            # Damaged files fail in many ways (a bad CRC in the TF-IDF matrix is a BadZipFile): all mean the same.
-            raise ManifestError(f"{path}: version unreadable: {exc}") from None
-        if articles.ids != store.ids:
-            raise StoreError(f"{path}: articles and vectors are out of step")
-        articles.ids = store.ids  # one list of id strings for both, not two
-        catalog = Catalog(articles, store.vectors, signatures, lexical.matrix_)
+            Manifest.read(path).check_compatible(model=resolve_model(model)[1])
+        loaded = read_version(path, mmap=mmap, verify_digests=verify_digests)
+        catalog = Catalog(loaded.articles, loaded.store.vectors, loaded.signatures, loaded.lexical.matrix_)
         return cls(
             version=path.name,
             path=path,
-            manifest=manifest,
-            store=store,
+            manifest=loaded.manifest,
+            store=loaded.store,
             catalog=catalog,
-            lexical=lexical,
-            neighbors=neighbors,
+            lexical=loaded.lexical,
+            neighbors=loaded.neighbors,
             config=config or RankingConfig(),
             embedder=embedder,
         )
@@ -332,14 +316,10 @@ class Recommender:
         """Last write-ahead-log entry folded into this version by its build."""
         return int(self.manifest.extra.get("wal_seq", 0) or 0)
 
-    def replay(self, entries: "list[Any]", *, reuse: "Recommender | None" = None) -> int:
-        """Apply live changes (``recommender.live.LogEntry``) newer than this version, last one per id wins
-        (``reuse``: see :meth:`upsert_many`)."""
-        final: dict[str, Any] = {}
-        for entry in entries:
-            if entry.seq > self.wal_seq:
-                final.pop(entry.article_id, None)
-                final[entry.article_id] = entry
+    def replay(self, entries: Iterable[Change], *, reuse: Recommender | None = None) -> int:
+        """Apply logged changes newer than this version, by the log's rule (:func:`~recommender.changelog.latest`;
+        ``reuse``: see :meth:`upsert_many`)."""
+        final = latest(e for e in entries if e.seq > self.wal_seq)
         upserts = [e.article for e in final.values() if e.op == "upsert" and e.article is not None]
         self.upsert_many(upserts, reuse=reuse)
         for e in final.values():

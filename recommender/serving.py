@@ -27,7 +27,7 @@ from .article import Article
 from .embedding import Embedder
 from .engine import Recommender
 from .errors import ArticleNotFoundError, RecommenderError
-from .live import WriteAheadLog
+from .changelog import ChangeLog
 from .ranking import Filters
 from .settings import Settings
 
@@ -332,7 +332,7 @@ class LiveIndex:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.directory = IndexDirectory(settings.index_dir)
-        self.wal = WriteAheadLog(settings.index_dir)
+        self.wal = ChangeLog(settings.index_dir)
         self.config = settings.ranking_config()
         self.cache = ResponseCache(settings.cache_size)
         self._embedder = embedder

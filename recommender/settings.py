@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, description="Model name or local folder of a sentence-transformers model.")
     embedding_backend: str = Field("float32", description=f"One of {', '.join(BACKENDS)}.")
     batch_size: int = Field(64, ge=1, le=4096)
+    checkpoint_every: int = Field(
+        4096, ge=1, description="Articles per embedding checkpoint segment (a killed build resumes from the last one)."
+    )
     max_seq_length: int = Field(256, ge=16, le=8192, description="Word pieces the model reads per article.")
     text_strategy: str = Field("lead", description=f"One of {', '.join(TEXT_STRATEGIES)}.")
     lead_words: int = Field(120, ge=10, description="Body words after title and summary in the embedded text (120 measured best).")

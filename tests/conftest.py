@@ -34,9 +34,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def embedder():
-    from recommender.embedding import Embedder
+    """The process's shared model (what a build or a CLI command in this process loads too): loaded once."""
+    from recommender.model_cache import shared_embedder
 
-    return Embedder()
+    return shared_embedder()
 
 
 @pytest.fixture(scope="session")

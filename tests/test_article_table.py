@@ -72,3 +72,22 @@ def test_empty_file_and_a_last_line_without_newline(tmp_path: Path) -> None:
 
 def test_hashes_without_building_articles(tmp_path: Path) -> None:
     assert read_article_hashes(_write(tmp_path / "articles.jsonl", RECORDS)) == (["a", "b/2", "c"], ["h-a", "h-b/2", "h-c"])
+
+
+def test_arrow_columns_give_the_same_table_as_parsing(tmp_path: Path) -> None:
+    """A build writes the columns as Arrow beside the JSON lines; opening through them must give exactly the
+    table that parsing every line gives (older versions without the file are still parsed)."""
+    from recommender.article_table import write_article_table
+
+    articles = [parse_article(r) for r in RECORDS]
+    with open(tmp_path / "articles.jsonl", "wb") as fh, open(tmp_path / "articles.arrow", "wb") as columns:
+        write_article_table(fh, columns, articles, ["h-a", "h-b", "h-c"])
+    parsed = ArticleTable.open(tmp_path / "articles.jsonl")
+    mapped = ArticleTable.open(tmp_path / "articles.jsonl", tmp_path / "articles.arrow")
+    assert mapped.ids == parsed.ids and mapped.titles == parsed.titles
+    assert list(mapped.columns.sections) == list(parsed.columns.sections)
+    assert list(mapped.columns.languages) == list(parsed.columns.languages)
+    assert mapped.columns.tags == parsed.columns.tags and mapped.columns.tags[0] is mapped.columns.tags[2]
+    np.testing.assert_array_equal(mapped.columns.published, parsed.columns.published)
+    assert [mapped[i] for i in range(3)] == [parsed[i] for i in range(3)] == articles
+    assert read_article_hashes(tmp_path / "articles.jsonl")[1] == ["h-a", "h-b", "h-c"]

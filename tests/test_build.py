@@ -9,7 +9,7 @@ from index import IndexDirectory, Manifest, ManifestMismatchError, VectorStore
 from recommender import RejectsExceededError, ValidationFailedError
 from recommender.build import build_index
 from recommender.engine import Recommender
-from recommender.live import WriteAheadLog
+from recommender.changelog import ChangeLog
 from recommender.settings import Settings
 from tests.support.paths import write_jsonl
 
@@ -116,7 +116,7 @@ def test_live_changes_are_folded_into_the_next_build(tmp_path, embedder):
     export = write_jsonl(tmp_path / "e.jsonl", _records(12))
     settings = Settings(index_dir=tmp_path / "idx")
     build_index([export], settings, embedder=embedder, progress=False)
-    wal = WriteAheadLog(settings.index_dir)
+    wal = ChangeLog(settings.index_dir)
     from recommender import parse_article
 
     wal.append_upsert(parse_article({"id": "live-1", "title": "Pushed between builds", "body": "Live text."}))
@@ -136,11 +136,8 @@ def test_model_mismatch_is_refused(demo_index):
 
 
 def test_vectors_of_a_failed_or_killed_build_are_resumed_not_re_embedded(tmp_path, embedder, monkeypatch):
-    import recommender.build as build_module
-
     export = write_jsonl(tmp_path / "e.jsonl", _records(30))
-    settings = Settings(index_dir=tmp_path / "idx")
-    monkeypatch.setattr(build_module, "EMBED_CHUNK", 8)
+    settings = Settings(index_dir=tmp_path / "idx", checkpoint_every=8)
     calls = []
     real_encode = embedder.encode
 

@@ -199,9 +199,6 @@ def test_build_errors_are_one_line(tmp_path):
 
 
 def test_build_and_index_commands(tmp_path, embedder, monkeypatch):
-    import recommender.build as build_mod
-
-    monkeypatch.setattr(build_mod, "Embedder", lambda *a, **k: embedder)  # reuse the session's model
     export = write_jsonl(tmp_path / "e.jsonl", [{"id": f"a{i}", "title": f"Title {i} about topic {i % 3}", "body": "Text " * 20} for i in range(8)])
     idx = tmp_path / "idx"
     first = _run("build", export, "--index-dir", idx, "--json")

@@ -151,9 +151,6 @@ def test_evaluate_with_sessions(demo_index, demo_records, tmp_path):
 
 
 def test_evaluate_indexes_articles_into_a_cache_without_index_dir(tmp_path, demo_records, embedder, monkeypatch):
-    import recommender.build as build_mod
-
-    monkeypatch.setattr(build_mod, "Embedder", lambda *a, **k: embedder)  # reuse the session's model
     # Six whole stories of the bundled corpus: the same articles, a fifth of the embedding time.
     stories = sorted({r["story_id"] for r in demo_records})[:6]
     export = write_jsonl(tmp_path / "articles.jsonl", [r for r in demo_records if r["story_id"] in stories])
@@ -207,9 +204,6 @@ def test_gate_reads_sessions_or_qrels_by_content(demo_records, tmp_path):
 
 
 def test_build_gate_from_the_cli_with_sessions(demo_index, demo_records, tmp_path, embedder, monkeypatch):
-    import recommender.build as build_mod
-
-    monkeypatch.setattr(build_mod, "Embedder", lambda *a, **k: embedder)  # reuse the session's model
     index_dir = tmp_path / "idx"
     shutil.copytree(demo_index, index_dir)
     sessions = story_sessions(demo_records, tmp_path / "sessions.jsonl")

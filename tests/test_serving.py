@@ -12,7 +12,7 @@ from index import IndexDirectory
 from recommender.article import parse_article
 from recommender.engine import Recommender
 from recommender.errors import ArticleNotFoundError
-from recommender.live import WriteAheadLog
+from recommender.changelog import ChangeLog
 from recommender.serving import LiveIndex, NotReadyError, RelatedQuery, ReloadFailedError, ResponseCache
 from recommender.settings import Settings
 from tests.support.server import copy_index, publish_copy
@@ -65,7 +65,7 @@ def test_not_ready_until_a_version_is_published(tmp_path: Path, demo_index: Path
 
     copy_index(demo_index, tmp_path / "later")
     live.directory = IndexDirectory(tmp_path / "later")  # the poller then notices a published version
-    live.wal = WriteAheadLog(tmp_path / "later")
+    live.wal = ChangeLog(tmp_path / "later")
     assert live.maybe_reload() is True
     assert live.ready and live.reason is None
     assert live.related("demo-001", Q).payload["items"]
@@ -167,7 +167,7 @@ def test_unknown_article(live: LiveIndex) -> None:
 def test_upsert_is_logged_then_applied_and_invalidates_the_cache(live: LiveIndex, index_dir: Path) -> None:
     before = live.related("demo-002", Q)
     assert live.upsert(_article("live/1")) is True
-    entries = WriteAheadLog(index_dir).entries()
+    entries = ChangeLog(index_dir).entries()
     assert [(e.op, e.article_id) for e in entries] == [("upsert", "live/1")]
     assert live.snapshot.seq == entries[-1].seq and live.snapshot.pending == 1
     # recommendable at once, with its own related list
@@ -191,7 +191,7 @@ def test_log_write_failure_leaves_memory_unchanged(live: LiveIndex, monkeypatch)
 def test_delete(live: LiveIndex, index_dir: Path) -> None:
     with pytest.raises(ArticleNotFoundError):
         live.delete("no-such-article")
-    assert WriteAheadLog(index_dir).entries() == []  # an unknown id writes nothing
+    assert ChangeLog(index_dir).entries() == []  # an unknown id writes nothing
     assert "demo-001" in _ids(live.related("demo-010", RelatedQuery.build(50)).payload)
     assert live.delete("demo-001") is True
     with pytest.raises(ArticleNotFoundError):

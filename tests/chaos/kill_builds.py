@@ -91,7 +91,7 @@ def check(index_dir: Path, live_ids: list[str], embedder: Any) -> list[str]:
 def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> dict[str, Any]:
     from recommender.article import parse_article
     from recommender.embedding import Embedder
-    from recommender.live import WriteAheadLog
+    from recommender.changelog import ChangeLog
 
     rng = random.Random(seed)
     embedder = Embedder()
@@ -113,7 +113,7 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
         _write_export(records, export)  # the live change below reaches the export of the next run
         live_id = f"live/kill-build-{n}"
         live_record = {"id": live_id, "title": f"Live change {n} about the harbour strike", "body": "Dockers."}
-        WriteAheadLog(index_dir).append_upsert(parse_article(live_record))
+        ChangeLog(index_dir).append_upsert(parse_article(live_record))
         live_ids.append(live_id)
         # The export is the corpus: like a CMS, it carries a pushed article from its next export on (a live change
         # only lives in the log until a build folds it in). Until then only the log keeps it, which is what the

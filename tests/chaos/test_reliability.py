@@ -246,16 +246,16 @@ def test_disk_full_during_live_writes(servers, demo_index: Path, small_disk: Pat
 def test_half_written_log_entry_is_cut_before_the_next_append(demo_index: Path, tmp_path: Path, embedder) -> None:
     """A process killed inside write() leaves a torn last line; the next append must not glue onto it."""
     from recommender.article import parse_article
-    from recommender.live import WriteAheadLog
+    from recommender.changelog import ChangeLog
     from recommender.serving import LiveIndex
     from recommender.settings import Settings
 
     root = copy_index(demo_index, tmp_path / "index")
-    wal = WriteAheadLog(root)
+    wal = ChangeLog(root)
     wal.append_upsert(parse_article({"id": "a", "title": "acknowledged before the crash"}))
     with open(wal.path, "ab") as fh:
         fh.write(b'{"seq": 2, "op": "upsert", "id": "torn", "article": {"id": "torn", "ti')
-    fresh = WriteAheadLog(root)  # a restarted process
+    fresh = ChangeLog(root)  # a restarted process
     fresh.append_upsert(parse_article({"id": "b", "title": "acknowledged after the restart"}))
     _wal_is_whole(root)
     live = LiveIndex(Settings(index_dir=root, poll_interval=0), embedder=embedder)

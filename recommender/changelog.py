@@ -1,6 +1,6 @@
-"""The write-ahead log of live changes (PUT/DELETE between nightly builds).
+"""The change log: the durable, ordered record of live changes (PUT/DELETE between nightly builds).
 
-Every accepted change is appended and fsynced before it is acknowledged, so it survives a crash. A service
+It is a write-ahead log: every accepted change is appended and fsynced before it is acknowledged, so it survives a crash. A service
 replays the entries newer than its loaded version; the next build folds them in and records the last
 sequence number it folded (``wal_seq`` in the manifest), after which they are compacted away.
 Appends and compaction share an flock, so a build never drops an entry a service is writing.
@@ -21,21 +21,23 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from index import atomic_writer
 
 from .article import Article, parse_article
 from .errors import LiveWriteError, StorageFullError
 
-__all__ = ["WriteAheadLog", "LogEntry", "WAL_FILE"]
+__all__ = ["CHANGELOG_FILE", "Change", "ChangeLog", "fold", "latest"]
 
 logger = logging.getLogger(__name__)
-WAL_FILE = "live/wal.jsonl"
+CHANGELOG_FILE = "live/wal.jsonl"
 
 
 @dataclass(frozen=True)
-class LogEntry:
+class Change:
+    """One logged change. ``seq`` numbers are never reused, also across compaction (see :meth:`ChangeLog.compact`)."""
+
     seq: int
     op: str  # "upsert" | "delete"
     article_id: str
@@ -43,9 +45,31 @@ class LogEntry:
     at: float
 
 
-class WriteAheadLog:
+def latest(changes: Iterable[Change]) -> dict[str, Change]:
+    """The last change of each article id, in log order: the one rule by which the log is read, by a build that
+    folds it into a version and by a service that replays it on top of one."""
+    final: dict[str, Change] = {}
+    for change in changes:
+        final.pop(change.article_id, None)  # re-insert: the dict's order is the order of each id's last change
+        final[change.article_id] = change
+    return final
+
+
+def fold(articles: Iterable[Article], changes: Iterable[Change]) -> list[Article]:
+    """``articles`` (an export) with ``changes`` applied: upserts replace or add, deletes remove."""
+    by_id = {a.id: a for a in articles}
+    for article_id, change in latest(changes).items():
+        by_id.pop(article_id, None)
+        if change.op == "upsert" and change.article is not None:
+            by_id[article_id] = change.article
+    return list(by_id.values())
+
+
+class ChangeLog:
+    """``live/wal.jsonl`` of an index directory: append (fsynced before it returns), read, compact."""
+
     def __init__(self, index_dir: Path) -> None:
-        self.path = Path(index_dir) / WAL_FILE
+        self.path = Path(index_dir) / CHANGELOG_FILE
         self._lock_path = self.path.with_suffix(".lock")
 
     @contextmanager
@@ -74,7 +98,7 @@ class WriteAheadLog:
             last = entry.seq
         return last
 
-    def _read(self) -> Iterator[LogEntry]:
+    def _read(self) -> Iterator[Change]:
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
@@ -88,7 +112,7 @@ class WriteAheadLog:
                 try:
                     data = json.loads(raw)
                     article = parse_article(data["article"], clean_html=False) if data["op"] == "upsert" else None
-                    yield LogEntry(int(data["seq"]), data["op"], data.get("id", ""), article, float(data.get("at", 0)))
+                    yield Change(int(data["seq"]), data["op"], data.get("id", ""), article, float(data.get("at", 0)))
                 except (ValueError, KeyError, TypeError) as exc:
                     logger.error("%s:%d: unreadable entry skipped: %s", self.path, lineno, exc)
 
@@ -166,13 +190,13 @@ class WriteAheadLog:
     def append_delete(self, article_id: str) -> int:
         return self._append({"op": "delete", "id": article_id})
 
-    def entries(self, after: int = 0) -> list[LogEntry]:
+    def entries(self, after: int = 0) -> list[Change]:
         if not self.path.parent.is_dir():
             return []  # no live change logged yet (or the index directory is gone)
         with self._locked():
             return [e for e in self._read() if e.seq > after and e.op != "mark"]
 
-    def snapshot(self) -> tuple[list[LogEntry], int]:
+    def snapshot(self) -> tuple[list[Change], int]:
         """All pending changes and the last sequence number, read under one lock (what a build folds in)."""
         with self._locked():
             entries = list(self._read())
@@ -188,7 +212,7 @@ class WriteAheadLog:
             keep = [e for e in entries if e.seq > upto and e.op != "mark"]
             if not keep:
                 # Sequence numbers must never restart: a service compares them with the manifest's wal_seq.
-                keep = [LogEntry(max(upto, entries[-1].seq), "mark", "", None, time.time())]
+                keep = [Change(max(upto, entries[-1].seq), "mark", "", None, time.time())]
             with atomic_writer(self.path) as fh:
                 for e in keep:
                     rec: dict[str, Any] = {"seq": e.seq, "at": e.at, "op": e.op, "id": e.article_id}
