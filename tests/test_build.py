@@ -164,6 +164,35 @@ def test_vectors_of_a_failed_or_killed_build_are_resumed_not_re_embedded(tmp_pat
     np.testing.assert_allclose(np.asarray(a.vectors), np.asarray(b.vectors), atol=1e-6)
 
 
+def test_articles_resumed_in_an_incremental_build_get_their_own_signatures(tmp_path, embedder, monkeypatch):
+    """A killed incremental build (a previous version exists, so unchanged articles reuse their rows) leaves a
+    checkpoint; the next build takes those vectors, and must also compute those articles' MinHash signatures."""
+    from recommender.version_files import SIGNATURES_FILE
+
+    settings = Settings(index_dir=tmp_path / "idx", checkpoint_every=4)
+    build_index([write_jsonl(tmp_path / "a.jsonl", _records(12))], settings, embedder=embedder, progress=False)
+    grown = _records(12) + [{**r, "id": f"new{i}"} for i, r in enumerate(_records(12))]
+    export = write_jsonl(tmp_path / "b.jsonl", grown)
+    real_encode, calls = embedder.encode, []
+
+    def dies_on_second_chunk(texts, **kw):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real_encode(texts, **kw)
+
+    monkeypatch.setattr(embedder, "encode", dies_on_second_chunk)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_index([export], settings, embedder=embedder, progress=False)
+    monkeypatch.setattr(embedder, "encode", real_encode)
+    report = build_index([export], settings, embedder=embedder, progress=False)
+    assert report.counts["unchanged"] == 12 and report.counts["resumed"] == 4 and report.counts["embedded"] == 8
+    signatures = np.load(IndexDirectory(settings.index_dir).current_path() / SIGNATURES_FILE)
+    assert (signatures.max(axis=1) > 0).all()  # none left at zero
+    clean = build_index([export], Settings(index_dir=tmp_path / "clean"), embedder=embedder, progress=False)
+    np.testing.assert_array_equal(signatures, np.load(IndexDirectory(clean.index_dir).current_path() / SIGNATURES_FILE))
+
+
 def test_a_gate_failure_keeps_its_vectors_for_the_next_build_unless_the_embedding_changed(tmp_path, embedder):
     export = write_jsonl(tmp_path / "e.jsonl", _records(30))
     settings = Settings(index_dir=tmp_path / "idx")
