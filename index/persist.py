@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 __all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir"]
 

@@ -1,18 +1,15 @@
-"""Related-article recommendations for news sites: hybrid semantic + lexical ranking over a FAISS index."""
+"""Related-article recommendations for news sites: hybrid semantic + lexical ranking over a FAISS index.
 
-from .version import __version__  # noqa: E402
-from .article import Article, parse_article  # noqa: E402
-from .errors import (  # noqa: E402
-    ArticleNotFoundError,
-    ConfigurationError,
-    FieldError,
-    LoadError,
-    RecommenderError,
-    RejectsExceededError,
-    ValidationFailedError,
-)
-from .loading import LoadResult, Reject, load_articles  # noqa: E402
-from .ranking import Filters, RankingConfig  # noqa: E402
+The public names below load their modules on first use (PEP 562), so ``import recommender`` (and the CLI's
+``--help``) does not pay for numpy, scikit-learn, FAISS or torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .version import __version__
 
 __all__ = [
     "Article",
@@ -30,30 +27,48 @@ __all__ = [
     "Reject",
     "RejectsExceededError",
     "Related",
+    "RelatedOptions",
     "Settings",
     "ValidationFailedError",
+    "__version__",
     "build_index",
     "load_articles",
     "parse_article",
-    "__version__",
 ]
 
+_HOME = {
+    "Article": "article",
+    "parse_article": "article",
+    "ArticleNotFoundError": "errors",
+    "ConfigurationError": "errors",
+    "FieldError": "errors",
+    "LoadError": "errors",
+    "RecommenderError": "errors",
+    "RejectsExceededError": "errors",
+    "ValidationFailedError": "errors",
+    "LoadResult": "loading",
+    "Reject": "loading",
+    "load_articles": "loading",
+    "Filters": "candidates",
+    "RankingConfig": "ranking",
+    "RelatedOptions": "options",
+    "Embedder": "embedding",
+    "Recommender": "engine",
+    "Related": "engine",
+    "build_index": "build",
+    "BuildReport": "build",
+    "Settings": "settings",
+}
 
-def __getattr__(name: str):  # heavy modules (torch, faiss) load only when used
-    if name in ("Embedder",):
-        from .embedding import Embedder
 
-        return Embedder
-    if name in ("Recommender", "Related"):
-        from . import engine
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recommender' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(engine, name)
-    if name in ("build_index", "BuildReport"):
-        from . import build
 
-        return getattr(build, name)
-    if name == "Settings":
-        from .settings import Settings
-
-        return Settings
-    raise AttributeError(f"module 'recommender' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

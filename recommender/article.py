@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from .errors import FieldError
+from .markup import html_to_text
 
-__all__ = ["Article", "parse_article", "parse_datetime", "MAX_ID_LENGTH", "KNOWN_FIELDS"]
+__all__ = ["KNOWN_FIELDS", "MAX_ID_LENGTH", "Article", "format_datetime", "parse_article", "parse_datetime"]
 
 MAX_ID_LENGTH = 256
 KNOWN_FIELDS = (
@@ -53,8 +54,8 @@ class Article:
             "body": self.body,
             "summary": self.summary,
             "url": self.url,
-            "published_at": _iso(self.published_at),
-            "updated_at": _iso(self.updated_at),
+            "published_at": format_datetime(self.published_at),
+            "updated_at": format_datetime(self.updated_at),
             "section": self.section,
             "tags": list(self.tags),
             "authors": list(self.authors),
@@ -73,8 +74,13 @@ class Article:
         return h.hexdigest()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+def format_datetime(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a ``Z`` (how every date leaves the system); a naive time means UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def parse_datetime(value: Any, field_name: str) -> datetime | None:
@@ -169,7 +175,6 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
         title = _text(record, "title", required=True).strip()
     summary = _text(record, "summary")
     if clean_html:
-        from .text import html_to_text
 
         body = html_to_text(body)
         summary = html_to_text(summary)

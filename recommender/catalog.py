@@ -14,8 +14,8 @@ import scipy.sparse as sp
 
 from .article import Article
 from .article_table import ArticleTable
+from .candidates import Candidates, Filters, Source
 from .lexical import row_dots
-from .ranking import Candidates, Filters, Source
 
 __all__ = ["Catalog"]
 
@@ -130,6 +130,7 @@ class Catalog:
             published=float(self.published[pos]),
             section=self.sections[pos],
             tags=self.tags[pos],
+            position=pos,
         )
 
     # -- candidates ---------------------------------------------------------------------------
@@ -181,9 +182,9 @@ class Catalog:
     def add(self, article: Article, vector: np.ndarray, signature: np.ndarray, lexical_row: sp.csr_matrix) -> int:
         """Append (or replace) an article; the old row of a replaced id stops being served at once.
 
-        Readers may run concurrently (the service takes no lock for reads): every per-position array is
-        grown first, then the id becomes reachable through ``positions`` last, so a reader never sees a
-        position whose arrays are not there yet."""
+        Not safe against concurrent readers on its own: the serving layer holds the snapshot's write lock around
+        every change (``recommender.serving.snapshot``). The order still matters for readers holding an older
+        table: every per-position array is grown first, and the id becomes reachable through ``positions`` last."""
         pos = len(self.articles)
         self._live.vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         self._live.signatures.append(np.asarray(signature, dtype=np.uint32).reshape(1, -1))
@@ -197,6 +198,23 @@ class Catalog:
         self.alive = alive
         self.positions[article.id] = pos
         return pos
+
+    def search(self, words: tuple[str, ...] = (), section: str | None = None) -> list[int]:
+        """Positions of live articles whose title (or id) contains every word (lower case), in ``section``
+        (lower case) if given; newest first, undated last. Scans the title and section columns only."""
+        table, alive = self.articles, self.alive
+        ids, titles, sections, published = table.ids, table.titles, table.columns.sections, table.columns.published
+        found = []
+        for pos in range(len(alive)):
+            if not alive[pos] or (section and sections[pos] != section):
+                continue
+            if words:
+                text = f"{titles[pos]} {ids[pos]}".lower()
+                if not all(w in text for w in words):
+                    continue
+            found.append(pos)
+        found.sort(key=lambda p: (-(published[p] if published[p] == published[p] else -np.inf), ids[p]))
+        return found
 
     def remove(self, article_id: str) -> bool:
         pos = self.positions.pop(article_id, None)

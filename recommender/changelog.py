@@ -184,6 +184,13 @@ class ChangeLog:
             return cached[0]
         return self._last_seq()
 
+    def size(self) -> int:
+        """Bytes in the log now (0 when there is none): a cheap test for "someone appended"."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def append_upsert(self, article: Article) -> int:
         return self._append({"op": "upsert", "id": article.id, "article": article.to_dict()})
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -14,14 +13,15 @@ import scipy.sparse as sp
 
 from index import IndexDirectory, Manifest, VectorStore
 
-from .article import Article
+from .article import Article, format_datetime
+from .candidates import Filters, RankedItem, Source
 from .catalog import Catalog
 from .changelog import Change, latest
 from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
 from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError
 from .lexical import LexicalModel
-from .ranking import Filters, RankedItem, RankingConfig, Source, rank
+from .ranking import RankingConfig, rank
 from .text import embedding_text, lexical_text
 from .version_files import read_version
 
@@ -44,7 +44,7 @@ class Related:
             "id": a.id,
             "title": a.title,
             "url": a.url,
-            "published_at": a.published_at.isoformat().replace("+00:00", "Z") if a.published_at else None,
+            "published_at": format_datetime(a.published_at),
             "section": a.section,
             "score": round(self.score, 6),
             "reasons": self.reasons,
@@ -52,7 +52,8 @@ class Related:
 
 
 class Recommender:
-    """Thread-safe for reads; live changes take a lock. Build with :meth:`open`."""
+    """One loaded version plus live changes. Reads may run concurrently with each other; a live change must not
+    run concurrently with anything (the serving layer's snapshot lock sees to that). Build with :meth:`open`."""
 
     def __init__(
         self,
@@ -76,7 +77,6 @@ class Recommender:
         self.neighbors = neighbors
         self.config = config
         self._embedder = embedder
-        self._lock = threading.RLock()
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
         self.lead_words = int(manifest.extra.get("lead_words", 120))
 
@@ -296,10 +296,9 @@ class Recommender:
             signatures[todo] = minhash_signatures([dedup_text(articles[i].title, articles[i].body) for i in todo])
         lexical_rows = self.lexical.transform([lexical_text(a) for a in articles])
         created = []
-        with self._lock:
-            for i, article in enumerate(articles):
-                created.append(article.id not in self)
-                self.catalog.add(article, vectors[i], signatures[i], lexical_rows[i])
+        for i, article in enumerate(articles):
+            created.append(article.id not in self)
+            self.catalog.add(article, vectors[i], signatures[i], lexical_rows[i])
         return created
 
     def _same_embedding(self, other: "Recommender") -> bool:
@@ -328,5 +327,4 @@ class Recommender:
         return len(final)
 
     def delete(self, article_id: str) -> bool:
-        with self._lock:
-            return self.catalog.remove(article_id)
+        return self.catalog.remove(article_id)

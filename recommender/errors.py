@@ -13,6 +13,8 @@ __all__ = [
     "DiskFullError",
     "LiveWriteError",
     "StorageFullError",
+    "NotReadyError",
+    "ReloadFailedError",
 ]
 
 
@@ -98,3 +100,15 @@ class StorageFullError(LiveWriteError):
     """The disk holding the write-ahead log is full (or over quota): free space, then retry the change."""
 
     code = "insufficient_storage"
+
+
+class NotReadyError(RecommenderError):
+    """No index version is loaded (nothing published yet, or the published one failed to load)."""
+
+    code = "not_ready"
+
+
+class ReloadFailedError(RecommenderError):
+    """The published version could not be loaded; the previous one (if any) is still served."""
+
+    code = "reload_failed"

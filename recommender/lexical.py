@@ -6,14 +6,15 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sparse_dot_topn import sp_matmul_topn
 
-from index import atomic_save_npy, atomic_write_json
+from index.persist import atomic_save_npy, atomic_write_json
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 __all__ = ["LexicalModel", "LexicalParams", "lexical_neighbors", "lexical_recall", "row_dots"]
 
@@ -42,16 +43,31 @@ class LexicalParams:
 
 
 class LexicalModel:
-    """scikit-learn lifecycle: parameters in __init__, ``fit`` learns ``vectorizer_`` and ``matrix_``."""
+    """scikit-learn lifecycle: parameters in __init__, ``fit`` learns ``vectorizer_`` and ``matrix_``.
+
+    A loaded model builds its scikit-learn vectorizer only when it first transforms new text (a draft or a live
+    write): serving related-by-id and the CLI's ``related`` never import scikit-learn (about a second)."""
 
     def __init__(self, params: LexicalParams | None = None) -> None:
         self.params = params or LexicalParams()
+        self._vectorizer: TfidfVectorizer | None = None
+        self._vectorizer_state: dict[str, Any] | None = None
         self._by_term: sp.csr_matrix | None = None
         #: a version saved without the term-major files (an older release) is scored row by row instead of
         #: deriving them: that would double the matrix's memory in every worker
         self._rows_only = False
 
-    def _vectorizer(self, n_docs: int) -> TfidfVectorizer:
+    @property
+    def vectorizer_(self) -> TfidfVectorizer:
+        if self._vectorizer is None and self._vectorizer_state is not None:
+            self._vectorizer = _vectorizer_from_state(self._vectorizer_state)
+        if self._vectorizer is None:
+            raise RuntimeError("LexicalModel is not fitted: call fit() or load() first")
+        return self._vectorizer
+
+    def _new_vectorizer(self, n_docs: int) -> TfidfVectorizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         p = self.params
         small = n_docs < 20  # document-frequency pruning is meaningless (and can empty the vocabulary) on tiny corpora
         return TfidfVectorizer(
@@ -65,13 +81,15 @@ class LexicalModel:
         )
 
     def fit(self, texts: Sequence[str]) -> "LexicalModel":
-        vectorizer = self._vectorizer(len(texts))
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = self._new_vectorizer(len(texts))
         try:
             matrix = vectorizer.fit_transform(texts)
         except ValueError:  # every term pruned (e.g. only stop words): fall back to no pruning
             vectorizer = TfidfVectorizer(sublinear_tf=self.params.sublinear_tf, dtype=np.float32, token_pattern=r"(?u)\b\w+\b")
             matrix = vectorizer.fit_transform(texts) if any(t.strip() for t in texts) else sp.csr_matrix((len(texts), 1))
-        self.vectorizer_ = vectorizer
+        self._vectorizer = vectorizer
         self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
         self.matrix_.sort_indices()  # done once here: a memory-mapped copy is read-only
         self._by_term = None
@@ -84,6 +102,8 @@ class LexicalModel:
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         self._check_fitted()
+        if self._vectorizer is None and self._vectorizer_state is not None and not self._vectorizer_state["vocabulary"]:
+            return sp.csr_matrix((len(texts), self.matrix_.shape[1]), dtype=np.float32)
         if not hasattr(self.vectorizer_, "vocabulary_"):
             return sp.csr_matrix((len(texts), self.matrix_.shape[1]), dtype=np.float32)
         return sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
@@ -177,18 +197,11 @@ class LexicalModel:
         directory = Path(directory)
         state = json.loads((directory / PARAMS_FILE).read_text(encoding="utf-8"))
         model = cls(LexicalParams(**state["params"]))
-        v = state["vectorizer"]
-        vectorizer = TfidfVectorizer(
-            sublinear_tf=v["sublinear_tf"],
-            stop_words=v["stop_words"],
-            ngram_range=tuple(v["ngram_range"]),
-            token_pattern=v["token_pattern"],
-            dtype=np.float32,
-        )
-        if state["vocabulary"]:
-            vectorizer.vocabulary_ = state["vocabulary"]
-            vectorizer.idf_ = np.load(directory / IDF_FILE)
-        model.vectorizer_ = vectorizer
+        model._vectorizer_state = {
+            **state["vectorizer"],
+            "vocabulary": state["vocabulary"],
+            "idf": np.load(directory / IDF_FILE) if state["vocabulary"] else None,
+        }
         if "matrix_shape" in state:
             shape = tuple(state["matrix_shape"])
             model.matrix_ = _load_csr(directory, MATRIX_FILES, shape, mmap)
@@ -205,6 +218,23 @@ class LexicalModel:
             terms[idx] = term
         model.terms_ = terms
         return model
+
+
+def _vectorizer_from_state(state: dict[str, Any]) -> TfidfVectorizer:
+    """The fitted vectorizer a saved model describes (its settings, vocabulary and IDF), without pickle."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=state["sublinear_tf"],
+        stop_words=state["stop_words"],
+        ngram_range=tuple(state["ngram_range"]),
+        token_pattern=state["token_pattern"],
+        dtype=np.float32,
+    )
+    if state["vocabulary"]:
+        vectorizer.vocabulary_ = state["vocabulary"]
+        vectorizer.idf_ = state["idf"]
+    return vectorizer
 
 
 def row_dots(rows: sp.csr_matrix, queries: sp.csr_matrix) -> np.ndarray:
@@ -253,6 +283,8 @@ def lexical_neighbors(
     on a large corpus the common terms are most of the work and the least of the similarity (their idf is
     low), and candidates are re-scored exactly at serving time anyway. None is exact. :func:`lexical_recall`
     measures what the cap loses."""
+    from sparse_dot_topn import sp_matmul_topn
+
     n = matrix.shape[0]
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     out = np.full((len(rows), k), -1, dtype=np.int32)

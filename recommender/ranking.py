@@ -9,82 +9,82 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Callable
 
 import numpy as np
-import scipy.sparse as sp
+from pydantic import Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass as validated_dataclass
 
+from .candidates import Candidates, Filters, RankedItem, Source
 from .errors import ConfigurationError
-from .lexical import row_dots
+from .fusion import FUSIONS, fusion
+from .options import Days, Share
 
-__all__ = ["RankingConfig", "Filters", "Candidates", "RankedItem", "Source", "rank", "FUSIONS"]
+__all__ = ["Candidates", "Filters", "RankedItem", "RankingConfig", "Source", "rank"]
 
-FUSIONS = ("weighted", "rrf")
 _DAY = 86400.0
+_NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True)
 class RankingConfig:
-    """One named ranking configuration. Defaults were chosen on ecbplus-dev and confirmed on reuters21578."""
+    """One named ranking configuration. Defaults were chosen on ecbplus-dev and confirmed on reuters21578.
+
+    Fields shared with request options (diversity, freshness, window) use the same types and limits as
+    :mod:`recommender.options`; any invalid value raises :class:`ConfigurationError` naming the field."""
 
     name: str = "default"
     #: weight of embedding cosine in the fused score; the lexical (TF-IDF) cosine gets ``1 - semantic_weight``
-    semantic_weight: float = 0.2
-    #: ``weighted``: weighted sum of cosines; ``rrf``: reciprocal-rank fusion of the two candidate lists
+    semantic_weight: Share = 0.2
+    #: a name in :data:`recommender.fusion.FUSIONS`: ``weighted`` (weighted sum of cosines, then feedback) or
+    #: ``rrf`` (reciprocal-rank fusion of the two candidate lists), or one registered with ``register_fusion``
     fusion: str = "weighted"
-    rrf_k: int = 60
+    rrf_k: Annotated[int, Field(ge=0)] = 60
     #: candidates taken from each retriever before re-ranking (the build precomputes this many per article)
-    candidates: int = 50
+    candidates: Annotated[int, Field(ge=1)] = 50
     #: pseudo-relevance feedback: also score each candidate by its fused similarity to the top
     #: ``prf_docs`` candidates, times ``prf_weight`` (the cluster hypothesis: same-event articles resemble
     #: each other more than look-alikes do); 0 turns it off
-    prf_docs: int = 4
-    prf_weight: float = 3.0
+    prf_docs: Annotated[int, Field(ge=0)] = 4
+    prf_weight: _NonNegative = 3.0
     #: estimated Jaccard of word 3-shingles at or above which two articles are the same story re-published
-    near_duplicate_threshold: float = 0.7
+    near_duplicate_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
     #: 0 = pure relevance; higher trades relevance for variety (MMR with lambda = 1 - diversity)
-    diversity: float = 0.0
+    diversity: Share = 0.0
     #: halve the score of an article this many days away from the source; None = no decay
-    freshness_half_life_days: float | None = None
+    freshness_half_life_days: Days | None = None
     #: only articles published within this many days of the source; None = no window
-    window_days: float | None = None
+    window_days: Days | None = None
     #: added to the fused score of a candidate in the source's section
-    same_section_boost: float = 0.0
+    same_section_boost: _NonNegative = 0.0
 
-    def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise ConfigurationError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        if not 0.0 <= self.semantic_weight <= 1.0:
-            raise ConfigurationError("semantic_weight must be between 0 and 1")
-        if not 0.0 <= self.diversity <= 1.0:
-            raise ConfigurationError("diversity must be between 0 and 1")
-        if self.prf_docs < 0 or self.prf_weight < 0:
-            raise ConfigurationError("prf_docs and prf_weight must not be negative")
-        if self.candidates < 1:
-            raise ConfigurationError("candidates must be at least 1")
-        if not 0.0 < self.near_duplicate_threshold <= 1.0:
-            raise ConfigurationError("near_duplicate_threshold must be in (0, 1]")
-        if self.freshness_half_life_days is not None and self.freshness_half_life_days <= 0:
-            raise ConfigurationError("freshness_half_life_days must be positive")
-        if self.window_days is not None and self.window_days <= 0:
-            raise ConfigurationError("window_days must be positive")
+    @field_validator("fusion")
+    @classmethod
+    def _known_fusion(cls, value: str) -> str:
+        if value not in FUSIONS:
+            raise ValueError(f"must be one of {', '.join(FUSIONS)}, got {value!r}")
+        return value
 
-    def with_overrides(self, **overrides: Any) -> "RankingConfig":
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
+    @classmethod
+    def create(cls, **values: Any) -> RankingConfig:
+        """Like the constructor, with a :class:`ConfigurationError` naming the field for an invalid value."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigurationError(f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> RankingConfig:
         clean = {k: v for k, v in overrides.items() if v is not None or k in ("freshness_half_life_days", "window_days")}
-        return replace(self, **clean)
+        return type(self).create(**{**asdict(self), **clean})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_file(cls, path: Path | str) -> "RankingConfig":
+    def from_file(cls, path: Path | str) -> RankingConfig:
         """A JSON (or TOML) file holding any subset of the fields; ``name`` defaults to the file stem."""
         path = Path(path)
         try:
@@ -105,80 +105,35 @@ class RankingConfig:
         data.setdefault("name", path.stem)
         try:
             return cls().with_overrides(**data)
-        except TypeError as exc:
+        except ConfigurationError as exc:
             raise ConfigurationError(f"{path}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Hard constraints from the request; they never make the list shorter than k while k eligible items exist."""
+def _raise_configuration_errors(cls: type) -> None:
+    """Invalid values raise ConfigurationError naming the field (one line), whichever way the config is made:
+    the constructor, ``dataclasses.replace``, :meth:`RankingConfig.create` or a file."""
+    validated_init = cls.__init__
 
-    sections: tuple[str, ...] = ()
-    exclude_sections: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    language: str | None = None
-    exclude_ids: frozenset[str] = frozenset()
-    since: datetime | None = None
-    until: datetime | None = None
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            validated_init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigurationError(_one_error(exc)) from None
 
-    @property
-    def active(self) -> bool:
-        return bool(self.sections or self.exclude_sections or self.tags or self.language or self.since or self.until)
+    cls.__init__ = __init__  # type: ignore[method-assign]
 
 
-@dataclass
-class Candidates:
-    """Eligible candidates with everything ranking reads, gathered by the catalog (base index or live rows)."""
-
-    positions: np.ndarray  # (m,) int64
-    semantic: np.ndarray  # (m,) embedding cosine to the source
-    lexical: np.ndarray  # (m,) TF-IDF cosine to the source
-    vectors: np.ndarray  # (m, d) float32, L2-normalised
-    signatures: np.ndarray  # (m, p) uint32 MinHash
-    published: np.ndarray  # (m,) epoch seconds, NaN when unknown
-    sections: np.ndarray  # (m,) object, lower-cased or None
-    tags: Sequence[frozenset[str]]
-    lexical_rows: sp.csr_matrix | None = None  # (m, V) L2-normalised TF-IDF rows, for feedback
+def _one_error(exc: ValidationError) -> str:
+    """pydantic's report as ``field: message`` (the first error; the rest counted)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    name = ".".join(str(p) for p in first.get("loc", ())) or "ranking"
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{name}: {message}{more}"
 
 
-@dataclass
-class RankedItem:
-    position: int
-    score: float
-    semantic: float
-    lexical: float
-    reasons: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Source:
-    vector: np.ndarray
-    signature: np.ndarray
-    published: float  # epoch seconds or NaN
-    section: str | None
-    tags: frozenset[str]
-
-
-def _feedback(c: Candidates, relevance: np.ndarray, config: RankingConfig) -> np.ndarray:
-    """Relevance plus the mean fused similarity to the top few candidates, rescaled to the fused range.
-    On ecbplus-dev this lifts nDCG@10 by ~0.01 over plain fusion (README, Ranking)."""
-    m = min(config.prf_docs, len(relevance))
-    if m == 0 or config.prf_weight == 0 or c.lexical_rows is None:
-        return relevance
-    top = np.argsort(-relevance, kind="stable")[:m]
-    w = config.semantic_weight
-    pair = w * (c.vectors @ c.vectors[top].T) + (1.0 - w) * row_dots(c.lexical_rows, c.lexical_rows[top])
-    return (relevance + config.prf_weight * pair.mean(axis=1)) / (1.0 + config.prf_weight)
-
-
-def _fuse(c: Candidates, config: RankingConfig) -> np.ndarray:
-    w = config.semantic_weight
-    if config.fusion == "weighted":
-        return _feedback(c, w * c.semantic + (1.0 - w) * c.lexical, config)
-    # RRF: ranks within this candidate pool; ties share the better rank.
-    sem_rank = np.argsort(np.argsort(-c.semantic, kind="stable"), kind="stable")
-    lex_rank = np.argsort(np.argsort(-c.lexical, kind="stable"), kind="stable")
-    return w / (config.rrf_k + 1 + sem_rank) + (1.0 - w) / (config.rrf_k + 1 + lex_rank)
+_raise_configuration_errors(RankingConfig)
 
 
 def rank(
@@ -198,7 +153,7 @@ def rank(
     can err either way, is decided by the exact value when this is given."""
     if len(candidates.positions) == 0 or k <= 0:
         return []
-    relevance = np.asarray(_fuse(candidates, config), dtype=np.float64)
+    relevance = np.asarray(fusion(config.fusion)(candidates, source, config), dtype=np.float64)
     published = candidates.published
     if config.freshness_half_life_days and not math.isnan(source.published):
         gap_days = np.abs(published - source.published) / _DAY

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .embedding import BACKENDS, DEFAULT_MODEL
+from .options import numbers_from_text
 from .ranking import RankingConfig
 from .text import TEXT_STRATEGIES
 
@@ -105,13 +106,9 @@ class Settings(BaseSettings):
     @classmethod
     def _ranking(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            # Environment variables arrive as strings ("0.3"): validate against the dataclass's field types.
-            defaults = RankingConfig().to_dict()
-            unknown = sorted(set(value) - set(defaults))
-            if unknown:
-                raise ValueError(f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(defaults))}")
-            merged = {**defaults, **value}
-            return TypeAdapter(RankingConfig).validate_python(merged)
+            # Environment variables arrive as text ("0.3"): read as numbers, then validated like a configuration file.
+            numbers = [name for name in value if name not in ("name", "fusion")]
+            return RankingConfig().with_overrides(**numbers_from_text(value, numbers))
         return value
 
     def ranking_config(self) -> RankingConfig:

@@ -11,7 +11,7 @@ import os
 
 from recommender.settings import Settings
 
-from .app import run
+from .server import run
 
 if __name__ == "__main__":
     level = os.environ.get("RECOMMENDER_LOG_LEVEL", "info").lower()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import socket
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -20,12 +17,15 @@ from recommender.embedding import Embedder
 from recommender.serving import LiveIndex
 from recommender.settings import Settings
 
-from .api import STATIC_DIR, router
-from .errors import BodyLimitMiddleware, install_error_handlers
+from .errors import install_error_handlers
 from .fastpath import RelatedFastPath
+from .memory import TRIM_EVERY, release_free_memory
 from .metrics import Metrics, MetricsMiddleware
+from .middleware import BodyLimitMiddleware
+from .routes import router
+from .routes.ops import STATIC_DIR
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _Poller:
             except Exception:  # a poller that dies silently would freeze the served version forever
                 logger.exception("index poll failed")
                 reloaded = False
-            if reloaded or time.monotonic() - last_trim >= _TRIM_EVERY:
+            if reloaded or time.monotonic() - last_trim >= TRIM_EVERY:
                 release_free_memory()
                 last_trim = time.monotonic()
 
@@ -76,28 +76,6 @@ def _preload_model(index: LiveIndex) -> threading.Thread:
     thread = threading.Thread(target=load, name="model-preload", daemon=True)
     thread.start()
     return thread
-
-
-#: Seconds between returns of freed heap memory to the OS (see :func:`release_free_memory`).
-_TRIM_EVERY = 30.0
-_libc: ctypes.CDLL | None | bool = None
-
-
-def release_free_memory() -> None:
-    """Give memory the allocator holds but no longer uses back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Embedding (live writes, drafts, the log replay at each reload) makes large short-lived allocations in many
-    request threads; glibc keeps freed memory in per-thread arenas, so RSS climbed by ~300 MB over a 10-minute soak
-    without anything being leaked (tests/chaos/soak.py). Trimming every 30 s takes a few milliseconds."""
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL("libc.so.6")
-            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc:
-        _libc.malloc_trim(0)
 
 
 def create_app(
@@ -158,71 +136,3 @@ def create_app(
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _listen(host: str, port: int) -> list[socket.socket]:
-    """Bind ``host:port`` like asyncio's ``create_server`` would (every address the host resolves to).
-
-    Done before uvicorn starts, so that a port in use is one clear error, not a loaded index and a page of
-    server logs. Raises OSError."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    seen: set[tuple[int, object]] = set()
-    try:
-        for family, kind, proto, _, address in infos:
-            if (family, address) in seen:
-                continue
-            seen.add((family, address))
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def run(settings: Settings | None = None, *, log_level: str = "info", access_log: bool = True) -> None:
-    """Serve with uvicorn (one worker) on ``settings.host:settings.port``.
-
-    When the address cannot be bound (port in use, no permission, unknown host) this prints one line,
-    ``error: cannot listen on HOST:PORT: REASON``, and exits with status 2, before loading anything."""
-    import uvicorn
-
-    settings = settings or Settings()
-    address = _address(settings.host, settings.port)
-    try:
-        sockets = _listen(settings.host, settings.port)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        print(f"error: cannot listen on {address}: {reason[:1].lower()}{reason[1:]}", file=sys.stderr)
-        raise SystemExit(2) from None
-    address = _address(settings.host, sockets[0].getsockname()[1])  # the port chosen, for port 0
-    config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
-    )
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets=sockets)
-            if self.started:  # uvicorn says where it listens only when it binds itself
-                logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s (Press CTRL+C to quit)", address)
-
-    server = Server(config)
-    try:
-        server.run(sockets=sockets)
-    except KeyboardInterrupt:  # as uvicorn.run
-        pass
-    finally:
-        for sock in sockets:
-            sock.close()
-    if not server.started:  # the application failed to start (uvicorn.run's status)
-        raise SystemExit(3)

@@ -14,8 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index import StoreError
 from recommender.errors import (
@@ -23,12 +21,15 @@ from recommender.errors import (
     ConfigurationError,
     FieldError,
     LiveWriteError,
+    NotReadyError,
     RecommenderError,
+    ReloadFailedError,
     StorageFullError,
 )
-from recommender.serving import NotReadyError, ReloadFailedError
 
-__all__ = ["ApiError", "BodyLimitMiddleware", "error_response", "install_error_handlers"]
+from .routing import allowed_methods
+
+__all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _validation_error(exc: RequestValidationError, content_type: str | None = No
             name, msg, field = "body", _not_an_object(err.get("input"), content_type), "body"
         else:
             name = _field_name(loc)
-            msg = str(err.get("msg", "invalid"))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             field = ".".join(str(p) for p in loc) or "request"
         fields.append(field)
         messages.append(f"{name}: {msg}")
@@ -148,23 +149,6 @@ def _domain_error(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error; the request was logged")
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (Starlette names only the first route's methods)."""
-    methods: set[str] = set()
-    scope = {**request.scope, "method": "__none__"}
-    pending = list(request.app.router.routes)
-    while pending:
-        route = pending.pop()
-        included = getattr(route, "original_router", None)  # FastAPI wraps included routers
-        if included is not None:
-            pending.extend(included.routes)
-            continue
-        methods_here = getattr(route, "methods", None)
-        if methods_here and route.matches(scope)[0] != Match.NONE:
-            methods |= set(methods_here)
-    return ", ".join(sorted(methods))
-
-
 def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         return _validation_error(exc, request.headers.get("content-type"))
@@ -180,7 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
             message = str(exc.detail)
         headers = dict(getattr(exc, "headers", None) or {})
         if status == 405:
-            headers["Allow"] = _allowed_methods(request)
+            headers["Allow"] = allowed_methods(request.scope)
         return error_response(status, _CODES.get(status, f"http_{status}"), message, headers=headers or None)
 
     async def on_domain(request: Request, exc: Exception) -> Response:
@@ -192,72 +176,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RecommenderError, on_domain)
     app.add_exception_handler(StoreError, on_domain)
     app.add_exception_handler(Exception, on_domain)
-
-
-class _BodyTooLarge(StarletteHTTPException):
-    """An HTTPException so that FastAPI's body reading re-raises it instead of turning it into a 400."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
-
-
-def _match_route(scope: Scope) -> None:
-    """Set ``scope["route"]`` as routing would (a full match, else a method mismatch), for a request answered
-    before routing. Unmatched paths keep no route, so metrics label them "unmatched"."""
-    app = scope.get("app")
-    routes = list(getattr(getattr(app, "router", None), "routes", ()))
-    partial = None
-    while routes:
-        route = routes.pop(0)
-        included = getattr(route, "original_router", None)  # FastAPI wraps included routers
-        if included is not None:
-            routes[:0] = list(included.routes)
-            continue
-        match, child = route.matches(scope)
-        if match == Match.FULL:
-            if child.get("route") is not None:  # API routes; mounts (static files) set none when routed either
-                scope["route"] = child["route"]
-            return
-        if match == Match.PARTIAL and partial is None:
-            partial = child.get("route")
-    if partial is not None:
-        scope["route"] = partial
-
-
-class BodyLimitMiddleware:
-    """413 for bodies over ``max_bytes``: at once from Content-Length, else while the body streams in."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = -1
-                if length > self.max_bytes:
-                    _match_route(scope)  # so that metrics label the rejection with the route it was sent to
-                    await error_response(413, "body_too_large", f"request body larger than {self.max_bytes} bytes")(
-                        scope, receive, send
-                    )
-                    return
-                break
-        received = 0
-        limit = self.max_bytes
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge(limit)
-            return message
-
-        await self.app(scope, limited, send)

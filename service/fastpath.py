@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.serving import LiveIndex
 
+from .http import etag_matches
+
 __all__ = ["RELATED_ROUTE", "RelatedFastPath", "raw_related_key"]
 
 #: The route template, for metrics labels of requests answered here.
@@ -28,11 +30,6 @@ _PREFIX, _SUFFIX = "/v1/articles/", "/related"
 
 def raw_related_key(state: str, path: str, query_string: bytes) -> tuple[Any, ...]:
     return ("raw-related", state, path, query_string)
-
-
-def _etag_matches(header: bytes, etag: str) -> bool:
-    text = header.decode("latin-1").strip()
-    return text == "*" or etag in {t.strip().removeprefix("W/") for t in text.split(",")}
 
 
 class RelatedFastPath:
@@ -64,7 +61,7 @@ class RelatedFastPath:
         scope["route"] = _ROUTE
         headers = [(b"etag", etag.encode()), (b"cache-control", self.cache_control)]
         inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-        if inm is not None and _etag_matches(inm, etag):
+        if inm is not None and etag_matches(inm.decode("latin-1"), etag):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from recommender.serving import RelatedQuery
+from recommender.options import RelatedOptions, UtcDatetime
 
 __all__ = [
     "ARTICLE_ID_PATTERN",
@@ -23,42 +21,16 @@ __all__ = [
     "ErrorResponse",
     "Health",
     "IndexInfo",
-    "IsoDatetime",
     "Readiness",
     "Reason",
     "RelatedItem",
-    "RelatedParams",
+    "query_parameters",
     "RelatedResponse",
     "ReloadResponse",
 ]
 
-_FINITE = {"allow_inf_nan": False}
 #: What parse_article accepts as an id: no control characters, not blank, no surrounding whitespace.
 ARTICLE_ID_PATTERN = r"^[^\x00-\x1f\s](?:[^\x00-\x1f]*[^\x00-\x1f\s])?$"
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-
-
-def _iso_only(value: Any) -> Any:
-    # pydantic would read a number as a Unix timestamp; the contract says ISO-8601, so a number is an error
-    # rather than a surprising date.
-    if isinstance(value, (int, float)) or (
-        isinstance(value, (str, bytes))
-        and _NUMBER.fullmatch(value if isinstance(value, str) else value.decode("latin-1"))
-    ):
-        raise ValueError("expected an ISO-8601 date-time, e.g. 2026-08-01T12:00:00Z")
-    return value
-
-
-def _json_number(value: Any) -> Any:
-    # JSON numbers only: pydantic's lax mode would also take "5" or true, which the schema calls invalid;
-    # strict mode would refuse 5.0, which JSON Schema calls a valid integer.
-    if isinstance(value, (bool, str, bytes)):
-        raise ValueError("expected a JSON number")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
-    return value
-
-
-#: A date-time given as an ISO-8601 string (a naive one means UTC).
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class ErrorBody(BaseModel):
@@ -105,8 +77,8 @@ class _ArticleFields(BaseModel):
     body: str = Field("", max_length=500_000)
     summary: str = Field("", max_length=100_000)
     url: str | None = Field(None, max_length=10_000)
-    published_at: IsoDatetime | None = None
-    updated_at: IsoDatetime | None = None
+    published_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     section: str | None = Field(None, max_length=1_000)
     tags: list[str] = Field(default_factory=list, max_length=1_000)
     authors: list[str] = Field(default_factory=list, max_length=1_000)
@@ -118,74 +90,47 @@ class ArticleIn(_ArticleFields):
     An ``id`` field may be included; when it is, it must equal the path's id (else 422)."""
 
 
-class DraftRelatedRequest(_ArticleFields):
-    """Body of POST /v1/related: an article-like object plus the options of the GET route.
+#: Options a draft body may carry: all of RelatedOptions except ``section`` and ``language``, which in a draft
+#: body are the draft's own fields (filter with the query parameters of the same names).
+DRAFT_OPTIONS = tuple(name for name in RelatedOptions.model_fields if name not in ("section", "language"))
 
-    ``section`` and ``language`` here are the draft's own; to restrict results to sections or a language use
-    the ``section`` and ``language`` query parameters. Options given in the body win over the same query
-    parameters."""
 
+class _DraftFields(_ArticleFields):
     id: str | None = Field(
         None, max_length=256, pattern=ARTICLE_ID_PATTERN, description="Excluded from the results if it is indexed."
     )
-    k: Annotated[int | None, BeforeValidator(_json_number)] = Field(
-        None, ge=1, le=50, description="Number of related articles (default 6)."
-    )
-    exclude_section: str | list[str] | None = None
-    tag: str | list[str] | None = None
-    exclude: str | list[str] | None = Field(
-        None, description="Article ids never to return (comma-separated or a list)."
-    )
-    since: IsoDatetime | None = None
-    until: IsoDatetime | None = None
-    freshness: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, gt=0, le=36_500, **_FINITE)
-    diversity: Annotated[float | None, BeforeValidator(_json_number)] = Field(None, ge=0, le=1, **_FINITE)
-    window: Annotated[float | None, BeforeValidator(_json_number)] = Field(
-        None,
-        gt=0,
-        le=36_500,
-        **_FINITE,
-        description="Only articles published within this many days of the draft's published_at (no window "
-        "without one).",
-    )
 
 
-class RelatedParams(BaseModel):
-    """The query options of the related routes, validated as one model (one pass, not one per parameter)."""
+def _optional(name: str) -> tuple[Any, Any]:
+    """An option of RelatedOptions as an optional body field, with its type's own limits and validators."""
+    field = RelatedOptions.model_fields[name]
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return Optional[annotation], Field(None, description=field.description)  # noqa: UP045
 
-    model_config = ConfigDict(extra="ignore")
 
-    k: int = Field(6, ge=1, le=50, description="How many related articles.")
-    section: str | None = Field(None, max_length=2000, description="Only these sections (comma-separated).")
-    exclude_section: str | None = Field(None, max_length=2000, description="Never these sections (comma-separated).")
-    tag: str | None = Field(
-        None, max_length=2000, description="Only articles with one of these tags (comma-separated)."
-    )
-    exclude: str | None = Field(None, max_length=20_000, description="Article ids never to return (comma-separated).")
-    since: IsoDatetime | None = Field(None, description="Only articles published at or after (ISO-8601).")
-    until: IsoDatetime | None = Field(None, description="Only articles published at or before (ISO-8601).")
-    freshness: float | None = Field(
-        None, gt=0, le=36_500, allow_inf_nan=False, description="Half-life in days of a recency decay."
-    )
-    diversity: float | None = Field(
-        None, ge=0, le=1, allow_inf_nan=False, description="0 = pure relevance, 1 = most varied."
-    )
-    language: str | None = Field(
-        None,
-        min_length=1,
-        max_length=RelatedQuery.MAX_LANGUAGE_LENGTH,
-        # Documented here, checked by RelatedQuery.build with a clearer message than a pattern mismatch.
-        json_schema_extra={"pattern": r"\S"},
-        description="Only articles in this language (code as stored in the articles, e.g. en; any case).",
-    )
-    window: float | None = Field(
-        None,
-        gt=0,
-        le=36_500,
-        allow_inf_nan=False,
-        description="Only articles published within this many days of the source article (no window for an "
-        "article without a date).",
-    )
+DraftRelatedRequest = create_model(
+    "DraftRelatedRequest",
+    __base__=_DraftFields,
+    __doc__="""Body of POST /v1/related: an article-like object plus the options of the GET route.
+
+    ``section`` and ``language`` here are the draft's own; to restrict results to sections or a language use
+    the ``section`` and ``language`` query parameters. Options given in the body win over the same query
+    parameters.""",
+    **{name: _optional(name) for name in DRAFT_OPTIONS},
+)
+
+
+def query_parameters() -> list[dict[str, Any]]:
+    """OpenAPI query parameters of the related routes, from :class:`RelatedOptions` (lists are comma-separated
+    strings in a query)."""
+    out = []
+    for name, prop in RelatedOptions.model_json_schema()["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        if name in RelatedOptions.LIST_OPTIONS:
+            prop = {"type": "string", "maxLength": 20_000, "title": prop.get("title", name)}
+        out.append({"name": name, "in": "query", "required": False, "schema": prop, "description": description})
+    return out
 
 
 class ArticleSummary(BaseModel):

@@ -8,8 +8,8 @@ import pytest
 from index import IndexDirectory, Manifest, ManifestMismatchError, VectorStore
 from recommender import RejectsExceededError, ValidationFailedError
 from recommender.build import build_index
-from recommender.engine import Recommender
 from recommender.changelog import ChangeLog
+from recommender.engine import Recommender
 from recommender.settings import Settings
 from tests.support.paths import write_jsonl
 

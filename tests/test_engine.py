@@ -134,7 +134,7 @@ def test_unknown_article_and_bad_overrides(demo_recommender):
         demo_recommender.related("nope")
     with pytest.raises(ConfigurationError, match="unknown ranking option\\(s\\): bogus"):
         demo_recommender.related("demo-006", bogus=1)
-    with pytest.raises(ConfigurationError, match="diversity must be between 0 and 1"):
+    with pytest.raises(ConfigurationError, match="^diversity: Input should be less than or equal to 1$"):
         demo_recommender.related("demo-006", diversity=2)
 
 

@@ -109,9 +109,9 @@ def test_mmr_diversity_breaks_up_one_angle():
 
 
 def test_config_validation_and_files(tmp_path):
-    with pytest.raises(ConfigurationError, match="fusion must be one of weighted, rrf, got 'max'"):
+    with pytest.raises(ConfigurationError, match="^fusion: must be one of weighted, rrf, got 'max'$"):
         RankingConfig(fusion="max")
-    with pytest.raises(ConfigurationError, match="semantic_weight must be between 0 and 1"):
+    with pytest.raises(ConfigurationError, match="^semantic_weight: Input should be (greater|less) than or equal to [01]$"):
         RankingConfig(semantic_weight=2)
     (tmp_path / "fresh.json").write_text('{"freshness_half_life_days": 3, "diversity": 0.2}')
     cfg = RankingConfig.from_file(tmp_path / "fresh.json")

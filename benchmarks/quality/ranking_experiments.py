@@ -56,10 +56,9 @@ def name_features(articles) -> Callable:
 def main() -> None:
     print(machine_line(), flush=True)
     logging.basicConfig(level=logging.WARNING)
-    from benchmarks.quality.tune_ranking import build, ndcg
-
     import recommender.engine as engine_module
     import recommender.ranking as R
+    from benchmarks.quality.tune_ranking import build, ndcg
     from recommender.dedup import shingle_jaccard, story_shingles
     from recommender.embedding import Embedder
     from recommender.engine import Recommender

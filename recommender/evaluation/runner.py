@@ -18,22 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from ..article import Article
+from ..article import Article, format_datetime
 from ..errors import RecommenderError
 from .baselines import System
 from .compare import Comparison, compare_to_baseline
 from .groundtruth import UnknownIds, qrels_summary, unknown_ids
 from .metrics import (
     NDCG_GAINS,
-    _check_cutoffs,
     RANKING_METRICS,
+    _check_cutoffs,
     catalog_coverage,
+    duplicate_pair_rate,
     freshness,
     intra_list_diversity,
     latency_percentiles,
     metric_key,
     near_duplicate_rate,
-    duplicate_pair_rate,
     novelty,
     per_query_ranking_metrics_many,
     self_recommendation_rate,
@@ -351,7 +351,7 @@ def evaluate(
         seed=seed,
     )
     run_meta: dict[str, Any] = {
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": format_datetime(datetime.now(UTC).replace(microsecond=0)),
         "baseline": systems[0].name,
         "systems": [s.name for s in systems],
         "cutoffs": list(cutoffs),

@@ -13,7 +13,15 @@ import numpy as np
 from ..dedup import shingle_jaccard, story_shingles
 from ..engine import Recommender
 from ..ranking import RankingConfig
-from .baselines import EmbeddingSystem, FunctionSystem, MostRecentSystem, RandomSystem, RecentSameSectionSystem, System, TfidfSystem
+from .baselines import (
+    EmbeddingSystem,
+    FunctionSystem,
+    MostRecentSystem,
+    RandomSystem,
+    RecentSameSectionSystem,
+    System,
+    TfidfSystem,
+)
 
 __all__ = ["BASELINES", "engine_system", "make_systems", "indexed_articles", "near_duplicate_predicate"]
 

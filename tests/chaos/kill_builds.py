@@ -90,8 +90,8 @@ def check(index_dir: Path, live_ids: list[str], embedder: Any) -> list[str]:
 
 def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> dict[str, Any]:
     from recommender.article import parse_article
-    from recommender.embedding import Embedder
     from recommender.changelog import ChangeLog
+    from recommender.embedding import Embedder
 
     rng = random.Random(seed)
     embedder = Embedder()

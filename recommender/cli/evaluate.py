@@ -1,0 +1,102 @@
+"""``recommender evaluate``: offline evaluation against baselines, with significance tests and a report."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import IndexDirOpt, fail, run, settings_from
+
+__all__ = ["evaluate"]
+
+SYSTEMS = "default,tfidf,embedding,recent,recent-same-section,random"
+
+
+def _eval_cache_dir(paths: list[Path]) -> Path:
+    h = hashlib.blake2b(digest_size=8)
+    for p in sorted(Path(x).resolve() for x in paths):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            fail(f"{p}: no such file or folder", 2)
+        except OSError as exc:
+            fail(f"{p}: cannot read: {exc.strerror}", 2)
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "related-articles" / "eval" / h.hexdigest()
+
+
+def evaluate(
+    report_dir: Annotated[
+        Path,
+        typer.Option("--report", metavar="DIR", help="Folder for results.json, per-query files, report.html/md and plots.", show_default=False),
+    ],
+    articles: Annotated[
+        Optional[list[Path]],
+        typer.Option("--articles", metavar="FILE", help="Articles file(s); indexed into a cache unless --index-dir is given."),
+    ] = None,
+    qrels: Annotated[
+        Optional[Path], typer.Option(metavar="FILE", help="Ground truth: a TSV (query_id, doc_id, grade, with header) or TREC qrels.")
+    ] = None,
+    label_field: Annotated[
+        Optional[str], typer.Option(metavar="NAME", help="Ground truth from an article field, e.g. story_id or topics.")
+    ] = None,
+    grading: Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any (default: exact).")] = "exact",
+    sessions: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")] = None,
+    index_dir: IndexDirOpt = None,
+    systems: Annotated[
+        str, typer.Option(metavar="NAME,...", help=f"Comma-separated systems (default: {SYSTEMS}).")
+    ] = SYSTEMS,
+    config: Annotated[
+        Optional[list[Path]],
+        typer.Option("--config", metavar="FILE", help="Ranking configuration file(s) to compare (JSON/TOML); named by their 'name' or file stem."),
+    ] = None,
+    k: Annotated[Optional[list[int]], typer.Option("--k", metavar="N", help="Cutoffs, repeatable (default: 5 and 10).")] = None,
+    sample: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Evaluate a seeded random sample of this many queries.")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for sampling, bootstrap and the random baseline (default: 0).")] = 0,
+) -> None:
+    """Compare the default ranking with baselines (and configuration files) offline, with significance tests.
+
+    Example: recommender evaluate --articles articles.jsonl --qrels qrels.tsv --report reports/today
+    """
+    from ..errors import ConfigurationError
+
+    if sum(x is not None for x in (qrels, label_field, sessions)) != 1:
+        fail("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE", 2)
+    if not articles and index_dir is None:
+        fail("give --articles FILE (indexed into a cache) or --index-dir DIR", 2)
+    settings = settings_from(index_dir=index_dir)
+    if index_dir is None:
+        settings = settings.overridden(index_dir=_eval_cache_dir(articles or []))
+
+    def go():
+        from ..evaluation.offline import GroundTruth, run_offline_evaluation
+
+        truth = GroundTruth(qrels=qrels, label_field=label_field, grading=grading, sessions=sessions)
+        return run_offline_evaluation(
+            settings, truth, report_dir, articles=articles or (), systems=[n.strip() for n in systems.split(",") if n.strip()],
+            configs=config or (), cutoffs=k or (5, 10), sample=sample, seed=seed, build=index_dir is None,
+            notice=lambda line: typer.echo(line, err=True),
+        )  # fmt: skip
+
+    try:
+        outcome = run(go)
+    except (ValueError, ConfigurationError) as exc:
+        fail(str(exc), 2)
+    from ..evaluation.report import format_comparisons, sessions_line, unknown_line
+
+    result = outcome.result
+    if "sessions" in result.meta:
+        typer.echo(sessions_line(result.meta["sessions"]), err=True)
+    typer.echo(result.table())
+    comparisons = format_comparisons(result)
+    if comparisons:
+        typer.echo("")
+        typer.echo(comparisons)
+    if result.unknown is not None and result.unknown.count:
+        typer.echo(unknown_line(result.unknown), err=True)
+    typer.echo(f"report: {report_dir / 'report.html'}")

@@ -1,0 +1,38 @@
+"""The JSON-ready documents a serving process answers with (and caches): the service and the CLI's ``--json``
+print these same shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..article import Article, format_datetime
+from ..engine import Related
+
+__all__ = ["article_dict", "related_payload", "summary_dict"]
+
+
+def related_payload(article_id: str | None, version: str, items: Sequence[Related]) -> dict[str, Any]:
+    return {"article_id": article_id, "index_version": version, "items": [r.to_dict() for r in items]}
+
+
+def summary_dict(article: Article) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "title": article.title,
+        "summary": article.summary,
+        "url": article.url,
+        "published_at": format_datetime(article.published_at),
+        "section": article.section,
+    }
+
+
+def article_dict(article: Article) -> dict[str, Any]:
+    return {
+        **summary_dict(article),
+        "body": article.body,
+        "tags": list(article.tags),
+        "authors": list(article.authors),
+        "language": article.language,
+        "updated_at": format_datetime(article.updated_at),
+    }
