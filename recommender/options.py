@@ -132,7 +132,18 @@ Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), BeforeValidator
 #: How many items a box holds.
 Count = Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_json_number)]
 #: A comma-separated string or a list of names.
-Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+Names = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_names),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": _MAX_NAMES_LENGTH},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+    ),
+]
 #: A date-time given as an ISO-8601 string, as aware UTC (a naive one means UTC).
 UtcDatetime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(to_utc)]
 Language = Annotated[
