@@ -58,15 +58,16 @@ def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM, seed: 
     from datasketch import MinHash
 
     out = np.zeros((len(texts), num_perm), dtype=np.uint32)
-    for row, text in enumerate(texts):
-        grams = shingles(text)
-        if not grams:
+    grams = [shingles(text) for text in texts]
+    filled = [row for row, g in enumerate(grams) if g]
+    for row in range(len(texts)):
+        if not grams[row]:
             # Empty text: a signature no other text can match, so it is nobody's duplicate.
             out[row] = np.uint32(0xFFFFFFFF) - row % 7919
-            continue
-        m = MinHash(num_perm=num_perm, seed=seed)
-        m.update_batch(list(grams))
-        out[row] = m.hashvalues.astype(np.uint32)
+    # One set of permutations for all texts (a MinHash per text would draw them again for each one).
+    hashes = MinHash.generator((list(grams[row]) for row in filled), num_perm=num_perm, seed=seed)
+    for row, lean in zip(filled, hashes):
+        out[row] = lean.hashvalues.astype(np.uint32)
     return out
 
 

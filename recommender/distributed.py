@@ -14,10 +14,9 @@ import numpy as np
 
 from .errors import ConfigurationError
 
-__all__ = ["ray_embed", "ENGINES"]
+__all__ = ["ray_embed"]
 
 logger = logging.getLogger(__name__)
-ENGINES = ("local", "ray")
 
 
 def _ray():

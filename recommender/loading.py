@@ -12,7 +12,7 @@ import logging
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from .article import Article, parse_article
 from .errors import FieldError, LoadError, RejectsExceededError
@@ -207,8 +207,3 @@ def check_rejects(result: LoadResult, max_share: float, rejects_path: Path | Non
         f"{len(result.rejects)} of {result.rows} rows rejected ({100 * result.reject_share:.1f}% > "
         f"{100 * max_share:.1f}% allowed): {first}{more}{where}"
     )
-
-
-def iter_articles(records: Iterable[dict[str, Any]]) -> Iterator[Article]:
-    for record in records:
-        yield parse_article(record)

@@ -139,7 +139,7 @@ def test_evaluate_with_sessions(demo_index, demo_records, tmp_path):
         "unknown_reads": 3, "unknown_ids": 2, "queries": len(demo_records), "pairs": meta["sessions"]["pairs"],
         "unknown_id_examples": ["gone-1", "gone-2"],
     }
-    from recommender.evaluation.report import sessions_line
+    from recommender.evaluation.formatting import sessions_line
 
     assert sessions_line(meta["sessions"]).startswith(f"sessions: {2 * stories + 1} sessions on {2 * stories + 1} lines, ")
     assert sessions_line(meta["sessions"]) in _stderr_lines(result)

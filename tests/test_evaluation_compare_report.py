@@ -196,4 +196,4 @@ def test_format_table_is_aligned():
     ends = {len(line) for line in (lines[0], lines[2])}
     assert len(ends) == 1
     assert lines[2].index("0.9700") + len("0.9700") == lines[0].index("default") + len("default")
-    assert small_result().table().splitlines()[0].split()[:2] == ["metric", "default"]
+    assert format_table(small_result()).splitlines()[0].split()[:2] == ["metric", "default"]

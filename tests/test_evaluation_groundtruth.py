@@ -11,7 +11,7 @@ import pytest
 
 from recommender.article import Article
 from recommender.errors import LoadError
-from recommender.evaluation.groundtruth import (
+from recommender.evaluation import (
     GroundTruthError,
     load_qrels,
     qrels_from_labels,
@@ -329,3 +329,16 @@ def test_qrels_summary():
         "relevant_per_query_median": 1.5,
         "distinct_grades": 2,
     }
+
+
+def test_trec_qrels_are_read_with_ir_measures(tmp_path):
+    """Standard TREC qrels (what TREC tools and most datasets ship) read into the same qrels as our TSV."""
+    trec = tmp_path / "qrels.trec"
+    trec.write_text("q1 0 d1 2\nq1 0 d2 1\nq1 0 d3 0\nq2 0 d1 -1\nq2 Q0 d4 1\n", encoding="utf-8")
+    assert load_qrels(trec) == {"q1": {"d1": 2, "d2": 1}, "q2": {"d4": 1}}
+    tsv = save_qrels({"q1": {"d1": 2, "d2": 1}, "q2": {"d4": 1}}, tmp_path / "same.tsv")
+    assert load_qrels(tsv) == load_qrels(trec)
+    broken = tmp_path / "broken.trec"
+    broken.write_text("q1 0 d1 2\nq1 0 d2\n", encoding="utf-8")
+    with pytest.raises(GroundTruthError, match=r"broken.trec:2: not a TREC qrels line \(query iteration doc grade\): 'q1 0 d2'"):
+        load_qrels(broken)

@@ -22,6 +22,8 @@ from recommender.evaluation import (
     TfidfSystem,
     curve_cutoffs,
     evaluate,
+    format_comparisons,
+    format_table,
     load_qrels,
     qrels_from_labels,
 )
@@ -203,7 +205,7 @@ def test_evaluate_end_to_end_with_beyond_accuracy():
     assert result.unknown is not None and result.unknown.count == 0
     assert result.health["tfidf"]["failed_queries"] == 0
     assert result.meta["queries"] == len(articles)
-    assert "ndcg@3" in result.table()
+    assert "ndcg@3" in format_table(result)
 
 
 def test_evaluate_counts_faults_instead_of_hiding_them(caplog):
@@ -353,9 +355,9 @@ def test_comparison_table_shows_difference_and_p_values():
     good, bad = TfidfSystem(articles), RandomSystem(articles, seed=0)
     result = evaluate([good, bad], qrels, cutoffs=(3,), articles=articles, progress=False, n_bootstrap=50)
     c = result.comparisons_for("ndcg@3")[0]
-    lines = result.comparison_table().splitlines()
+    lines = format_comparisons(result).splitlines()
     assert lines[0] == f"ndcg@3 against tfidf (mean {c.baseline_mean:.4f}), paired over {len(articles)} queries"
     assert lines[1].split() == ["system", "mean", "difference", "t-test", "p", "Wilcoxon", "p"]
     assert lines[3].split()[:3] == ["random", f"{c.system_mean:.4f}", f"{c.mean_difference:+.4f}"]
     assert len(lines) == 4
-    assert evaluate([good], qrels, cutoffs=(3,), progress=False).comparison_table() == ""  # nothing to compare
+    assert format_comparisons(evaluate([good], qrels, cutoffs=(3,), progress=False)) == ""  # nothing to compare

@@ -87,12 +87,12 @@ def evaluate(
         outcome = run(go)
     except (ValueError, ConfigurationError) as exc:
         fail(str(exc), 2)
-    from ..evaluation.report import format_comparisons, sessions_line, unknown_line
+    from ..evaluation.formatting import format_comparisons, format_table, sessions_line, unknown_line
 
     result = outcome.result
     if "sessions" in result.meta:
         typer.echo(sessions_line(result.meta["sessions"]), err=True)
-    typer.echo(result.table())
+    typer.echo(format_table(result))
     comparisons = format_comparisons(result)
     if comparisons:
         typer.echo("")

@@ -5,7 +5,7 @@ Typical notebook use::
     from recommender.evaluation import load_qrels, TfidfSystem, evaluate, write_report
     qrels = load_qrels("qrels.tsv")
     result = evaluate([engine_system, TfidfSystem(articles)], qrels, articles=articles)
-    print(result.table())
+    print(format_table(result))
     write_report(result, "reports/2024-05-01")
 """
 
@@ -20,20 +20,9 @@ from .baselines import (
     article_text,
 )
 from .compare import Comparison, compare_scores, compare_to_baseline
-from .groundtruth import (
-    GRADINGS,
-    SESSION_GRADINGS,
-    GroundTruthError,
-    Qrels,
-    SessionStats,
-    UnknownIds,
-    load_qrels,
-    qrels_from_labels,
-    qrels_from_sessions,
-    qrels_summary,
-    save_qrels,
-    unknown_ids,
-)
+from .formatting import format_comparisons, format_table
+from .groundtruth import GroundTruthError, Qrels, UnknownIds, qrels_summary, unknown_ids
+from .labels import GRADINGS, qrels_from_labels
 from .metrics import (
     GRADE_SCALE,
     NDCG_GAINS,
@@ -54,10 +43,15 @@ from .metrics import (
     ranking_metrics,
     self_recommendation_rate,
 )
-from .report import format_table, render_html, render_markdown, write_report
-from .runner import EvaluationError, EvaluationResult, curve_cutoffs, evaluate
+from .qrels import QRELS_HEADER, load_qrels, save_qrels
+from .report import render_html, render_markdown, write_report
+from .result import EvaluationResult
+from .runner import EvaluationError, curve_cutoffs, evaluate
+from .sessions import SESSION_GRADINGS, SessionStats, qrels_from_sessions
 
 __all__ = [
+    "format_comparisons",
+    "QRELS_HEADER",
     # ground truth
     "Qrels",
     "GroundTruthError",

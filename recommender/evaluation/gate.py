@@ -16,8 +16,10 @@ from typing import Any, Callable
 from ..engine import Recommender
 from ..errors import ValidationFailedError
 from ..ranking import RankingConfig
-from .groundtruth import Qrels, load_qrels, qrels_from_sessions
+from .groundtruth import Qrels
 from .metrics import ranking_metrics
+from .qrels import load_qrels
+from .sessions import qrels_from_sessions
 
 __all__ = ["make_gate", "load_gate_truth", "ground_truth_kind", "GATE_METRIC"]
 

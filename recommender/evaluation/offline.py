@@ -16,9 +16,11 @@ from ..errors import ConfigurationError
 from ..loading import load_articles
 from ..ranking import RankingConfig
 from ..settings import Settings
-from . import groundtruth as gt
+from .labels import qrels_from_labels
+from .qrels import load_qrels
 from .report import write_report
 from .runner import EvaluationResult, evaluate
+from .sessions import qrels_from_sessions
 from .systems import indexed_articles, make_systems, near_duplicate_predicate
 
 __all__ = ["GroundTruth", "run_offline_evaluation"]
@@ -70,14 +72,14 @@ def run_offline_evaluation(
     popularity = None
     meta: dict[str, Any]
     if truth.qrels is not None:
-        qrels = gt.load_qrels(truth.qrels)
+        qrels = load_qrels(truth.qrels)
         meta = {"ground_truth": {"kind": "qrels", "source": str(truth.qrels)}}
     elif truth.label_field is not None:
-        qrels = gt.qrels_from_labels(labelled, truth.label_field, grading=truth.grading)
+        qrels = qrels_from_labels(labelled, truth.label_field, grading=truth.grading)
         meta = {"ground_truth": {"kind": "label_field", "source": truth.label_field, "grading": truth.grading}}
     else:
         assert truth.sessions is not None
-        qrels, popularity, stats = gt.qrels_from_sessions(truth.sessions, [a.id for a in corpus])
+        qrels, popularity, stats = qrels_from_sessions(truth.sessions, [a.id for a in corpus])
         examples = list(stats.unknown_ids[:10])
         meta = {
             "ground_truth": {"kind": "sessions", "source": str(truth.sessions)},

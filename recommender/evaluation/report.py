@@ -24,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .formatting import fmt, fmt_p, format_comparisons, format_table, metric_order, sessions_line, unknown_line
+from .plots import PLOT_FILES, plot_curves, plot_differences, plot_distributions
+
 if TYPE_CHECKING:
-    from .groundtruth import UnknownIds
-    from .runner import EvaluationResult
+    from .result import EvaluationResult
 
 __all__ = [
     "format_table",
@@ -46,17 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-PLOT_FILES = {"curves": "curves.png", "differences": "differences.png", "distributions": "distributions.png"}
-_LABELS = {
-    "ndcg": "nDCG",
-    "precision": "Precision",
-    "recall": "Recall",
-    "mrr": "MRR",
-    "map": "MAP",
-    "hit_rate": "Hit rate",
-}
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Plain data
@@ -83,13 +74,6 @@ def _dump(data: Any, path: Path) -> Path:
     return path
 
 
-def _metric_order(result: EvaluationResult) -> list[str]:
-    keys = list(result.ranking_keys)
-    for system in result.systems:
-        keys.extend(key for key in result.means[system] if key not in keys)
-    return keys
-
-
 def results_dict(result: EvaluationResult) -> dict[str, dict[str, float | None]]:
     """``{system: {metric: value}}``: the content of ``results.json``."""
     return {system: _json_safe(dict(result.means[system])) for system in result.systems}
@@ -98,103 +82,6 @@ def results_dict(result: EvaluationResult) -> dict[str, dict[str, float | None]]
 def comparisons_dict(result: EvaluationResult) -> dict[str, Any]:
     """The content of ``comparisons.json``: baseline name and one record per (system, metric)."""
     return {"baseline": result.baseline, "comparisons": [c.to_dict() for c in result.comparisons]}
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    value = float(value)
-    if abs(value) >= 100:
-        return f"{value:.1f}"
-    return f"{value:.4f}"
-
-
-def _fmt_p(value: float) -> str:
-    """p-values: scientific below 0.001, where "0.0000" would hide how strong the evidence is."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.1e}" if value < 0.001 else f"{value:.4f}"
-
-
-def _means_of(source: Any) -> tuple[list[str], Mapping[str, Mapping[str, Any]], list[str]]:
-    if hasattr(source, "means") and hasattr(source, "systems"):
-        return list(source.systems), source.means, _metric_order(source)
-    systems = list(source)
-    keys: list[str] = []
-    for system in systems:
-        keys.extend(key for key in source[system] if key not in keys)
-    return systems, source, keys
-
-
-def format_table(
-    source: EvaluationResult | Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None
-) -> str:
-    """Aligned plain-text table: one row per metric, one column per system (metrics outnumber systems)."""
-    systems, means, keys = _means_of(source)
-    if metrics is not None:
-        keys = list(metrics)
-    return _aligned(["metric", *systems], [[key, *(_fmt(means[s].get(key)) for s in systems)] for key in keys])
-
-
-def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """First column left-aligned (names), the others right-aligned (numbers), a dashed rule under the header."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(widths[i + 1]) for i, cell in enumerate(cells[1:])]
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
-
-
-def _fmt_diff(value: float) -> str:
-    return f"{value:+.4f}" if value is not None and math.isfinite(value) else "-"
-
-
-def format_comparisons(result: EvaluationResult, metric: str | None = None) -> str:
-    """Plain-text table of each system against the baseline on ``metric`` (default: the headline, nDCG at the
-    largest cutoff): the terminal shows means, and a mean alone does not say whether a difference is real.
-    Empty when there is nothing to compare (one system)."""
-    metric = metric or result.headline_metric
-    chosen = [c for c in result.comparisons if c.metric == metric]
-    if not chosen:
-        return ""
-    first = chosen[0]
-    title = f"{metric} against {result.baseline} (mean {_fmt(first.baseline_mean)}), paired over {first.n} queries"
-    header = ["system", "mean", "difference", "t-test p", "Wilcoxon p"]
-    rows = [
-        [c.system, _fmt(c.system_mean), _fmt_diff(c.mean_difference), _fmt_p(c.t_pvalue), _fmt_p(c.wilcoxon_pvalue)]
-        for c in chosen
-    ]
-    return title + "\n" + _aligned(header, rows)
-
-
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
-
-
-def unknown_line(unknown: UnknownIds) -> str:
-    """One readable line for ground-truth ids the corpus lacks (terminal and reports say the same)."""
-    examples = sorted(set(unknown.queries) | set(unknown.docs))
-    shown = f", e.g. {', '.join(examples[:3])}" if examples else ""
-    return (
-        f"ground-truth ids not in the corpus: {_count(len(unknown.queries), 'query id')} (not evaluated), "
-        f"{_count(len(unknown.docs), 'doc id')} ({_count(unknown.pairs, 'judged pair')} with a missing doc){shown}"
-    )
-
-
-def sessions_line(stats: Mapping[str, Any]) -> str:
-    """One readable line from :meth:`SessionStats.to_dict`: how much of the reading log became ground truth."""
-    return (
-        f"sessions: {_count(stats['sessions'], 'session')} on {_count(stats['lines'], 'line')}, "
-        f"{_count(stats['reads'], 'read')} ({stats['repeated_reads']} re-reads; {stats['unknown_reads']} reads of "
-        f"{_count(stats['unknown_ids'], 'id')} not in the corpus, left out), giving "
-        f"{_count(stats['queries'], 'query', 'queries')} and {_count(stats['pairs'], 'co-read pair')}"
-    )
 
 
 def write_results_json(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
@@ -237,97 +124,6 @@ def write_per_query(result: EvaluationResult, directory: str | Path) -> dict[str
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def plot_curves(result: EvaluationResult, path: str | Path) -> Path:
-    """Mean metric@k for k in ``result.curve_ks``, one panel per metric, one line per system."""
-    names = list(result.curves[result.baseline])
-    columns = min(3, len(names))
-    rows = math.ceil(len(names) / columns)
-    figure = _figure(4.2 * columns, 3.2 * rows)
-    for index, name in enumerate(names):
-        axis = figure.add_subplot(rows, columns, index + 1)
-        for number, system in enumerate(result.systems):
-            points = sorted(result.curves[system][name].items())
-            style = ("-", "--", ":", "-.")[number % 4]  # systems with equal curves stay visible
-            axis.plot(
-                [k for k, _ in points], [v for _, v in points], linestyle=style, marker="o", markersize=3, label=system
-            )
-        axis.set_title(f"{_LABELS.get(name, name)}@k")
-        axis.set_xlabel("k")
-        axis.set_ylim(0, 1.02)
-        axis.grid(alpha=0.3)
-        if index == 0:
-            axis.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)
-
-
-def plot_differences(result: EvaluationResult, path: str | Path, metric: str | None = None) -> Path | None:
-    """Per-query ``system - baseline`` on ``metric`` (default: headline), sorted: where a system wins and loses.
-
-    Returns None when there is only one system (nothing to compare).
-    """
-    metric = metric or result.headline_metric
-    others = [s for s in result.systems if s != result.baseline]
-    if not others:
-        return None
-    figure = _figure(9, 2.6 * len(others))
-    base = result.per_query[result.baseline]
-    for index, system in enumerate(others):
-        axis = figure.add_subplot(len(others), 1, index + 1)
-        diffs = sorted(result.per_query[system][q][metric] - base[q][metric] for q in result.queries)
-        xs = range(len(diffs))
-        colors = ["#2a9d8f" if d > 0 else "#e76f51" if d < 0 else "#999999" for d in diffs]
-        if len(diffs) <= 2000:
-            axis.bar(xs, diffs, width=1.0, color=colors, linewidth=0)
-        else:  # tens of thousands of bars are slow to draw and look the same as the filled area
-            axis.fill_between(xs, diffs, 0, step="mid", color="#457b9d", linewidth=0)
-        axis.axhline(0, color="black", linewidth=0.6)
-        wins = sum(d > 0 for d in diffs)
-        losses = sum(d < 0 for d in diffs)
-        axis.set_title(
-            f"{system} - {result.baseline}: {metric} per query "
-            f"({wins} better, {losses} worse, {len(diffs) - wins - losses} tied)",
-            fontsize="medium",
-        )
-        axis.set_ylabel("difference")
-        axis.set_xlim(-0.5, max(len(diffs) - 0.5, 0.5))
-    axis.set_xlabel("queries, sorted by difference")
-    figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)
-
-
-def plot_distributions(result: EvaluationResult, path: str | Path, metric: str | None = None) -> Path:
-    """Box plot of per-query ``metric`` (default: headline) per system: the spread the mean hides."""
-    metric = metric or result.headline_metric
-    figure = _figure(max(5, 1.4 * len(result.systems) + 2), 4)
-    axis = figure.add_subplot(1, 1, 1)
-    data = [[result.per_query[s][q][metric] for q in result.queries] for s in result.systems]
-    axis.boxplot(data, showmeans=True)
-    axis.set_xticks(range(1, len(result.systems) + 1), result.systems, rotation=20, ha="right")
-    axis.set_title(f"per-query {metric}")
-    axis.set_ylim(-0.02, 1.02)
-    axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Documents
 # --------------------------------------------------------------------------------------------------------------
 
@@ -343,13 +139,13 @@ def _comparison_rows(result: EvaluationResult) -> list[list[str]]:
             [
                 c.system,
                 c.metric,
-                _fmt(c.baseline_mean),
-                _fmt(c.system_mean),
+                fmt(c.baseline_mean),
+                fmt(c.system_mean),
                 f"{c.mean_difference:+.4f}",
                 f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
-                _fmt_p(c.t_pvalue),
-                _fmt_p(c.wilcoxon_pvalue),
-                _fmt(c.cohens_d),
+                fmt_p(c.t_pvalue),
+                fmt_p(c.wilcoxon_pvalue),
+                fmt(c.cohens_d),
                 f"{c.wins}/{c.ties}/{c.losses}",
             ]
         )
@@ -401,8 +197,8 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _means_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
-    keys = _metric_order(result)
-    return ["metric", *result.systems], [[k, *(_fmt(result.means[s].get(k)) for s in result.systems)] for k in keys]
+    keys = metric_order(result)
+    return ["metric", *result.systems], [[k, *(fmt(result.means[s].get(k)) for s in result.systems)] for k in keys]
 
 
 def render_markdown(result: EvaluationResult, plots: Mapping[str, Path | None] | None = None) -> str:

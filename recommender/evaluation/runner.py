@@ -12,7 +12,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +20,8 @@ import numpy as np
 from ..article import Article, format_datetime
 from ..errors import RecommenderError
 from .baselines import System
-from .compare import Comparison, compare_to_baseline
-from .groundtruth import UnknownIds, qrels_summary, unknown_ids
+from .compare import compare_to_baseline
+from .groundtruth import qrels_summary, unknown_ids
 from .metrics import (
     NDCG_GAINS,
     RANKING_METRICS,
@@ -38,9 +37,9 @@ from .metrics import (
     per_query_ranking_metrics_many,
     self_recommendation_rate,
 )
-from .report import write_report
+from .result import EvaluationResult
 
-__all__ = ["EvaluationError", "EvaluationResult", "evaluate", "write_report", "curve_cutoffs"]
+__all__ = ["EvaluationError", "EvaluationResult", "curve_cutoffs", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,67 +49,6 @@ class EvaluationError(RecommenderError, ValueError):
 
     code = "evaluation_error"
     exit_code = 2
-
-
-@dataclass
-class EvaluationResult:
-    """Everything one evaluation produced; every field is plain data a notebook can inspect or plot.
-
-    ``means[system]`` is the flat headline dict (ranking means at the cutoffs, beyond-accuracy metrics at
-    ``k = max(cutoffs)``, latency percentiles); ``per_query[system][query_id]`` holds ranking metrics;
-    ``curves[system][metric][k]`` the mean metric at each k of ``curve_ks``; ``health[system]`` the fault counts.
-    """
-
-    systems: list[str]
-    queries: list[str]
-    cutoffs: tuple[int, ...]
-    curve_ks: tuple[int, ...]
-    means: dict[str, dict[str, float]]
-    per_query: dict[str, dict[str, dict[str, float]]]
-    curves: dict[str, dict[str, dict[int, float]]]
-    beyond_accuracy: dict[str, dict[str, float]]
-    latencies_ms: dict[str, dict[str, float]]
-    runs: dict[str, dict[str, list[str]]]
-    health: dict[str, dict[str, int]]
-    unknown: UnknownIds | None
-    comparisons: list[Comparison]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def baseline(self) -> str:
-        """The reference system: the first one passed to :func:`evaluate`."""
-        return self.systems[0]
-
-    @property
-    def ranking_keys(self) -> list[str]:
-        """Ranking metric keys in display order (metric family, then cutoff)."""
-        names = self.meta.get("metrics", RANKING_METRICS)
-        return [metric_key(name, k) for name in names for k in self.cutoffs]
-
-    @property
-    def headline_metric(self) -> str:
-        """The metric plots and summaries lead with: nDCG at the largest cutoff when computed."""
-        preferred = metric_key("ndcg", max(self.cutoffs))
-        keys = self.ranking_keys
-        return preferred if preferred in keys else keys[-1]
-
-    def table(self, metrics: Sequence[str] | None = None) -> str:
-        """The aligned plain-text table of means (what a terminal or notebook cell prints)."""
-        from .report import format_table
-
-        return format_table(self, metrics)
-
-    def comparison_table(self, metric: str | None = None) -> str:
-        """Each system against the baseline on ``metric`` (default: the headline): difference and p-values."""
-        from .report import format_comparisons
-
-        return format_comparisons(self, metric)
-
-    def comparisons_for(self, metric: str) -> list[Comparison]:
-        return [c for c in self.comparisons if c.metric == metric]
-
-    def write_report(self, directory: Any) -> dict[str, Any]:
-        return write_report(self, directory)
 
 
 #: Keys :func:`evaluate` writes into ``result.meta`` itself; a caller's ``meta`` may not overwrite them.
