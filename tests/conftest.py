@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.paths import DEMO_CORPUS
+from tests.support.server import ServerProcess
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -69,3 +70,18 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
+
+
+@pytest.fixture
+def servers(tmp_path: Path):
+    """``servers(index_dir, **settings)`` starts a ``python -m service`` process; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(index_dir: Path, **settings) -> ServerProcess:
+        server = ServerProcess(index_dir, tmp_path / f"server-{len(started)}.log", **settings)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

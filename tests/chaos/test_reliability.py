@@ -19,21 +19,7 @@ import pytest
 
 from index import IndexDirectory, atomic_write_bytes
 from tests.chaos import kill_builds, kill_service, soak
-from tests.support.server import ServerProcess, admin_headers, copy_index, publish_copy, wait_until
-
-
-@pytest.fixture
-def servers(tmp_path: Path):
-    started: list[ServerProcess] = []
-
-    def start(index_dir: Path, **settings) -> ServerProcess:
-        server = ServerProcess(index_dir, tmp_path / f"server-{len(started)}.log", **settings)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
+from tests.support.server import admin_headers, copy_index, publish_copy, wait_until
 
 
 def _error(response: httpx.Response, status: int, code: str) -> str:

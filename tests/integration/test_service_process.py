@@ -15,21 +15,7 @@ import pytest
 
 from index import IndexDirectory
 from tests.support.paths import REPO
-from tests.support.server import ServerProcess, admin_headers, copy_index, publish_copy, wait_until
-
-
-@pytest.fixture
-def servers(tmp_path: Path):
-    started: list[ServerProcess] = []
-
-    def start(index_dir: Path, **settings) -> ServerProcess:
-        server = ServerProcess(index_dir, tmp_path / f"server-{len(started)}.log", **settings)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
+from tests.support.server import admin_headers, copy_index, publish_copy, wait_until
 
 
 def _publish_into(demo_index: Path, root: Path) -> str:
