@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from .errors import FieldError
 from .markup import html_to_text
+from .urls import check_http_url
 
-__all__ = ["KNOWN_FIELDS", "MAX_ID_LENGTH", "Article", "format_datetime", "parse_article", "parse_datetime"]
+__all__ = [
+    "ID_PATTERN",
+    "KNOWN_FIELDS",
+    "MAX_ID_LENGTH",
+    "Article",
+    "check_id_characters",
+    "format_datetime",
+    "parse_article",
+    "parse_datetime",
+]
 
 MAX_ID_LENGTH = 256
 KNOWN_FIELDS = (
@@ -143,6 +154,45 @@ def _string_list(record: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: Characters an id may not hold: C0 and C1 controls and DEL (terminal escapes in CLI output and logs), and the
+#: bidirectional overrides and isolates (text that displays differently from what it is).
+_FORBIDDEN_ID = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Spaces an id may not start or end with (written out: Python's and JavaScript's ``\s`` differ).
+ID_SPACES = " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_ID_SPACE_CHARS = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff\t\n\r\x0b\x0c"
+#: The id rule as one regular expression, the same in Python and in JSON Schema (ECMA 262): the API documents it.
+ID_PATTERN = (
+    "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069" + ID_SPACES.encode("unicode_escape").decode() + "]"
+    "(?:[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*"
+    "[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069" + ID_SPACES.encode("unicode_escape").decode() + "])?$"
+)
+
+
+def check_id_characters(article_id: str) -> None:
+    """Raise FieldError("id", ...) for control characters or bidirectional overrides (see ``_FORBIDDEN_ID``)."""
+    bad = _FORBIDDEN_ID.search(article_id)
+    if bad:
+        raise FieldError("id", f"contains a control or bidirectional-override character (U+{ord(bad.group()):04X})")
+
+
+def _check_unicode(value: Any, field: str = "", depth: int = 0) -> None:
+    """Every string of the record, nested metadata included, must be valid Unicode: a lone surrogate (JSON allows
+    ``"\\udfff"``) cannot be written as UTF-8, so it is refused here, naming the field, not found by a write."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError(field or "record", "contains a lone surrogate (not valid Unicode)") from None
+    elif isinstance(value, Mapping) and depth < 64:
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else str(key)
+            _check_unicode(key, name, depth + 1)
+            _check_unicode(item, name, depth + 1)
+    elif isinstance(value, (list, tuple)) and depth < 64:
+        for item in value:
+            _check_unicode(item, field, depth + 1)
+
+
 def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_from_body: bool = False) -> Article:
     """Validate one raw export record. Raises :class:`FieldError` naming the first bad field.
 
@@ -158,13 +208,13 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
         raw_id = str(raw_id)  # numeric CMS ids are common; they are still stable strings
     if not isinstance(raw_id, str):
         raise FieldError("id", f"expected a string, got {type(raw_id).__name__}")
-    article_id = raw_id.strip()
+    check_id_characters(raw_id)
+    article_id = raw_id.strip(_ID_SPACE_CHARS)
     if not article_id:
         raise FieldError("id", "missing or empty")
     if len(article_id) > MAX_ID_LENGTH:
         raise FieldError("id", f"longer than {MAX_ID_LENGTH} characters ({len(article_id)})")
-    if any(ord(c) < 32 for c in article_id):
-        raise FieldError("id", "contains control characters")
+    _check_unicode(record)
 
     body = _text(record, "body")
     derived = False
@@ -174,11 +224,17 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
     else:
         title = _text(record, "title", required=True).strip()
     summary = _text(record, "summary")
+    section = _optional_text(record, "section")
+    tags = _string_list(record, "tags")
+    authors = _string_list(record, "authors")
     if clean_html:
-
         body = html_to_text(body)
         summary = html_to_text(summary)
         title = html_to_text(title) or title
+        # Shown on pages as they are: markup in them is reduced to its text, like in titles.
+        section = html_to_text(section) or None if section else None
+        tags = tuple(t for t in (html_to_text(t) for t in tags) if t)
+        authors = tuple(a for a in (html_to_text(a) for a in authors) if a)
 
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
     if derived:
@@ -188,12 +244,12 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
         title=title,
         body=body,
         summary=summary,
-        url=_optional_text(record, "url"),
+        url=check_http_url(_optional_text(record, "url"), "url"),
         published_at=parse_datetime(record.get("published_at"), "published_at"),
         updated_at=parse_datetime(record.get("updated_at"), "updated_at"),
-        section=_optional_text(record, "section"),
-        tags=_string_list(record, "tags"),
-        authors=_string_list(record, "authors"),
+        section=section,
+        tags=tags,
+        authors=authors,
         language=_optional_text(record, "language"),
         extra=extra,
     )

@@ -142,21 +142,27 @@ class ArticleTable(Sequence[Article]):
 
     def appended(self, article: Article) -> ArticleTable:
         """A new table with ``article`` at the next position (the base is shared, not copied)."""
+        return self.appended_many([article])
+
+    def appended_many(self, articles: Sequence[Article]) -> ArticleTable:
+        """A new table with ``articles`` at the next positions: one copy of the columns for the whole batch."""
+        n, extra = len(self.ids), len(articles)
         columns = Columns(0)
-        columns.published = np.append(self.columns.published, np.nan)
-        columns.sections = np.append(self.columns.sections, np.array([None], dtype=object))
-        columns.languages = np.append(self.columns.languages, np.array([None], dtype=object))
-        columns.tags = [*self.columns.tags, frozenset()]
+        columns.published = np.append(self.columns.published, np.full(extra, np.nan))
+        columns.sections = np.append(self.columns.sections, np.full(extra, None, dtype=object))
+        columns.languages = np.append(self.columns.languages, np.full(extra, None, dtype=object))
+        columns.tags = [*self.columns.tags, *([frozenset()] * extra)]
         columns._tagsets = self.columns._tagsets
-        columns.set(len(self.ids), article.published_at, article.section, article.language, article.tags)
+        for i, article in enumerate(articles):
+            columns.set(n + i, article.published_at, article.section, article.language, article.tags)
         return ArticleTable(
-            [*self.ids, article.id],
-            [*self.titles, article.title],
+            [*self.ids, *(a.id for a in articles)],
+            [*self.titles, *(a.title for a in articles)],
             columns,
             source=self._source,
             offsets=self._offsets,
             resident=self._resident,
-            live=(*self._live, article),
+            live=(*self._live, *articles),
         )
 
     # -- access -------------------------------------------------------------------------------------

@@ -1,48 +1,78 @@
 """The change log: the durable, ordered record of live changes (PUT/DELETE between nightly builds).
 
-It is a write-ahead log: every accepted change is appended and fsynced before it is acknowledged, so it survives a crash. A service
-replays the entries newer than its loaded version; the next build folds them in and records the last
-sequence number it folded (``wal_seq`` in the manifest), after which they are compacted away.
-Appends and compaction share an flock, so a build never drops an entry a service is writing.
+It is a write-ahead log: every accepted change is appended and fsynced before it is acknowledged, so it survives a
+crash. A service replays the entries newer than its loaded version; the next build folds them in and records the
+last sequence number it folded (``wal_seq`` in the manifest), after which they are compacted away. Appends and
+compaction share an flock, so a build never drops an entry a service is writing.
+
+An upsert carries the vector and MinHash signature it was given when it was accepted (with the embedding key they
+were made under): a restart replays the log without calling the model, and re-embeds only entries whose key does
+not match the version it replays onto.
 
 An append either lands whole or not at all: a failed or short write (a full disk) is cut back off before the
 error is raised, and a torn tail left by a process killed mid-write is cut off, under the lock, before the
-next append (else the next entry would be glued to it and lost as one unreadable line).
+next append (else the next entry would be glued to it and lost as one unreadable line). Damage is never silent:
+a torn tail or an unreadable line is counted (:attr:`ChangeLog.damage`) and its bytes are kept aside in
+``live/damaged/`` for inspection.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from index import atomic_writer
+import numpy as np
+
+from index.persist import atomic_write_bytes, atomic_writer
 
 from .article import Article, parse_article
-from .errors import LiveWriteError, StorageFullError
+from .errors import FieldError, LiveWriteError, StorageFullError
 
-__all__ = ["CHANGELOG_FILE", "Change", "ChangeLog", "fold", "latest"]
+__all__ = ["CHANGELOG_FILE", "DAMAGED_DIR", "Change", "ChangeLog", "Damage", "fold", "latest"]
 
 logger = logging.getLogger(__name__)
 CHANGELOG_FILE = "live/wal.jsonl"
+DAMAGED_DIR = "live/damaged"
 
 
 @dataclass(frozen=True)
 class Change:
-    """One logged change. ``seq`` numbers are never reused, also across compaction (see :meth:`ChangeLog.compact`)."""
+    """One logged change. ``seq`` numbers are never reused, also across compaction (see :meth:`ChangeLog.compact`).
+
+    An upsert may carry ``vector`` and ``signature`` (made under ``embedding``, a version's embedding key)."""
 
     seq: int
-    op: str  # "upsert" | "delete"
+    op: str  # "upsert" | "delete" | "mark"
     article_id: str
     article: Article | None
     at: float
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    signature: np.ndarray | None = field(default=None, compare=False, repr=False)
+    embedding: str | None = None
+
+
+@dataclass(frozen=True)
+class Damage:
+    """An entry of the log that could not be read: where, why, and where its bytes were kept."""
+
+    line: int
+    offset: int
+    reason: str
+    kept_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "offset": self.offset, "reason": self.reason, "kept_at": self.kept_at}
 
 
 def latest(changes: Iterable[Change]) -> dict[str, Change]:
@@ -65,12 +95,49 @@ def fold(articles: Iterable[Article], changes: Iterable[Change]) -> list[Article
     return list(by_id.values())
 
 
+def _array(text: Any, dtype: Any) -> np.ndarray | None:
+    if not isinstance(text, str):
+        return None
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype).copy()
+
+
+def _encode(array: np.ndarray, dtype: Any) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _parse(data: Any) -> Change:
+    op = data["op"]
+    if op not in ("upsert", "delete", "mark"):
+        raise ValueError(f"unknown op {op!r}")
+    article = parse_article(data["article"], clean_html=False) if op == "upsert" else None
+    return Change(
+        int(data["seq"]),
+        op,
+        data.get("id", ""),
+        article,
+        float(data.get("at", 0)),
+        vector=_array(data.get("vector"), "<f4"),
+        signature=_array(data.get("signature"), "<u4"),
+        embedding=data.get("embedding") if isinstance(data.get("embedding"), str) else None,
+    )
+
+
 class ChangeLog:
     """``live/wal.jsonl`` of an index directory: append (fsynced before it returns), read, compact."""
 
     def __init__(self, index_dir: Path) -> None:
         self.path = Path(index_dir) / CHANGELOG_FILE
+        self.damaged_dir = Path(index_dir) / DAMAGED_DIR
         self._lock_path = self.path.with_suffix(".lock")
+        self._seq_cache: tuple[int, int] | None = None
+        self._damage: dict[int, Damage] = {}  # by byte offset: the same damaged line is counted once
+        self._damage_lock = threading.Lock()
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Entries found unreadable (and torn tails cut off) since this object was made, oldest first."""
+        with self._damage_lock:
+            return sorted(self._damage.values(), key=lambda d: (d.offset, d.line))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -92,36 +159,111 @@ class ChangeLog:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _last_seq(self) -> int:
-        last = 0
-        for entry in self._read():
-            last = entry.seq
-        return last
-
-    def _read(self) -> Iterator[Change]:
+    # -- reading -----------------------------------------------------------------------------------
+    def _scan(self) -> Iterator[tuple[Change, bytes]]:
+        """Every readable entry with its raw line; unreadable ones are recorded as damage and skipped."""
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
             return
         with fh:
+            offset = 0
             for lineno, raw in enumerate(fh, start=1):
                 if not raw.endswith(b"\n"):
                     # A torn final line: the writer died before fsync returned, so it was never acknowledged.
-                    logger.warning("%s:%d: ignoring an unfinished entry", self.path, lineno)
+                    self._record_damage(lineno, offset, raw, "unfinished last entry (a writer died mid-append)")
                     break
                 try:
-                    data = json.loads(raw)
-                    article = parse_article(data["article"], clean_html=False) if data["op"] == "upsert" else None
-                    yield Change(int(data["seq"]), data["op"], data.get("id", ""), article, float(data.get("at", 0)))
+                    yield _parse(json.loads(raw)), raw
                 except (ValueError, KeyError, TypeError) as exc:
-                    logger.error("%s:%d: unreadable entry skipped: %s", self.path, lineno, exc)
+                    self._record_damage(lineno, offset, raw, f"unreadable entry: {exc}")
+                offset += len(raw)
+
+    def _record_damage(self, lineno: int, offset: int, raw: bytes, reason: str) -> None:
+        with self._damage_lock:
+            if offset in self._damage:
+                return
+            kept = self._keep_aside(offset, raw)
+            self._damage[offset] = Damage(lineno, offset, reason[:300], kept)
+        logger.error("%s:%d: %s; %d bytes kept in %s", self.path, lineno, reason[:300], len(raw), kept)
+
+    def _keep_aside(self, offset: int, raw: bytes) -> str | None:
+        """Copy damaged bytes to ``live/damaged/`` (once per content), so nothing is lost to the next compaction."""
+        import hashlib
+
+        name = f"wal-{offset}-{hashlib.blake2b(raw, digest_size=6).hexdigest()}.bin"
+        target = self.damaged_dir / name
+        try:
+            if not target.exists():
+                self.damaged_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, raw)
+            return str(target)
+        except OSError as exc:
+            logger.error("could not keep damaged log bytes aside: %s", exc)
+            return None
+
+    def _last_seq(self) -> int:
+        last = 0
+        for entry, _ in self._scan():
+            last = entry.seq
+        return last
+
+    def _last_seq_cached(self) -> int:
+        # Re-reading the whole log on every append would be O(n^2); the cache is valid while the file
+        # size is what we left it (a compaction by a build changes it).
+        cached = self._seq_cache
+        if cached and cached[1] == self.size():
+            return cached[0]
+        return self._last_seq()
+
+    def size(self) -> int:
+        """Bytes in the log now (0 when there is none): a cheap test for "someone appended"."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def entries(self, after: int = 0) -> list[Change]:
+        if not self.path.parent.is_dir():
+            return []  # no live change logged yet (or the index directory is gone)
+        with self._locked():
+            return [e for e, _ in self._scan() if e.seq > after and e.op != "mark"]
+
+    def snapshot(self) -> tuple[list[Change], int]:
+        """All pending changes and the last sequence number, read under one lock (what a build folds in)."""
+        with self._locked():
+            entries = [e for e, _ in self._scan()]
+        last = entries[-1].seq if entries else 0
+        return [e for e in entries if e.op != "mark"], last
+
+    # -- writing -----------------------------------------------------------------------------------
+    def append_upsert(
+        self,
+        article: Article,
+        *,
+        vector: np.ndarray | None = None,
+        signature: np.ndarray | None = None,
+        embedding: str | None = None,
+    ) -> int:
+        record: dict[str, Any] = {"op": "upsert", "id": article.id, "article": article.to_dict()}
+        if vector is not None and signature is not None and embedding is not None:
+            record.update(vector=_encode(vector, "<f4"), signature=_encode(signature, "<u4"), embedding=embedding)
+        return self._append(record)
+
+    def append_delete(self, article_id: str) -> int:
+        return self._append({"op": "delete", "id": article_id})
 
     def _append(self, record: dict[str, Any]) -> int:
+        # Encoded before the lock: a record that cannot be written as UTF-8 fails here, having written nothing.
+        body = json.dumps(record, ensure_ascii=False)
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError("article", "contains text that is not valid Unicode (a lone surrogate)") from None
         with self._locked():
             self._cut_torn_tail()
             seq = self._last_seq_cached() + 1
-            record = {"seq": seq, "at": time.time(), **record}
-            line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+            line = (f'{{"seq": {seq}, "at": {time.time()!r}, ' + body[1:]).encode("utf-8") + b"\n"
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as exc:
@@ -147,8 +289,8 @@ class ChangeLog:
             return seq
 
     def _cut_torn_tail(self) -> None:
-        """Drop an unfinished last line (its writer died before fsync returned: never acknowledged).
-        Caller holds the lock, so no live writer is mid-append."""
+        """Drop an unfinished last line (its writer died before fsync returned: never acknowledged), keeping its
+        bytes aside. Caller holds the lock, so no live writer is mid-append."""
         try:
             fd = os.open(self.path, os.O_RDWR)
         except FileNotFoundError:
@@ -165,69 +307,32 @@ class ChangeLog:
                     end = end - len(block) + newline + 1
                     break
                 end -= len(block)
-            logger.warning("%s: cutting off an unfinished entry of %d bytes left by a crash", self.path, size - end)
+            torn = os.pread(fd, size - end, end)
+            line = sum(os.pread(fd, 1 << 20, at).count(b"\n") for at in range(0, end, 1 << 20)) + 1
+            self._record_damage(line, end, torn, f"unfinished last entry of {size - end} bytes cut off before an append")
             os.ftruncate(fd, end)
             os.fsync(fd)
             self._seq_cache = None
         finally:
             os.close(fd)
 
-    def _last_seq_cached(self) -> int:
-        # Re-reading the whole log on every append would be O(n^2); the cache is valid while the file
-        # size is what we left it (a compaction by a build changes it).
-        cached = getattr(self, "_seq_cache", None)
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            size = 0
-        if cached and cached[1] == size:
-            return cached[0]
-        return self._last_seq()
-
-    def size(self) -> int:
-        """Bytes in the log now (0 when there is none): a cheap test for "someone appended"."""
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def append_upsert(self, article: Article) -> int:
-        return self._append({"op": "upsert", "id": article.id, "article": article.to_dict()})
-
-    def append_delete(self, article_id: str) -> int:
-        return self._append({"op": "delete", "id": article_id})
-
-    def entries(self, after: int = 0) -> list[Change]:
-        if not self.path.parent.is_dir():
-            return []  # no live change logged yet (or the index directory is gone)
-        with self._locked():
-            return [e for e in self._read() if e.seq > after and e.op != "mark"]
-
-    def snapshot(self) -> tuple[list[Change], int]:
-        """All pending changes and the last sequence number, read under one lock (what a build folds in)."""
-        with self._locked():
-            entries = list(self._read())
-        last = entries[-1].seq if entries else 0
-        return [e for e in entries if e.op != "mark"], last
-
     def compact(self, upto: int) -> int:
-        """Drop entries a published build has folded in; returns how many remain."""
+        """Drop entries a published build has folded in; returns how many remain. Kept entries are copied byte
+        for byte (vectors included)."""
         with self._locked():
-            entries = list(self._read())
-            if not entries:
+            scanned = list(self._scan())
+            if not scanned:
                 return 0
-            keep = [e for e in entries if e.seq > upto and e.op != "mark"]
+            keep = [(e, raw) for e, raw in scanned if e.seq > upto and e.op != "mark"]
             if not keep:
                 # Sequence numbers must never restart: a service compares them with the manifest's wal_seq.
-                keep = [Change(max(upto, entries[-1].seq), "mark", "", None, time.time())]
+                mark = {"seq": max(upto, scanned[-1][0].seq), "at": time.time(), "op": "mark", "id": ""}
+                keep = [(Change(mark["seq"], "mark", "", None, mark["at"]), json.dumps(mark).encode() + b"\n")]
             with atomic_writer(self.path) as fh:
-                for e in keep:
-                    rec: dict[str, Any] = {"seq": e.seq, "at": e.at, "op": e.op, "id": e.article_id}
-                    if e.article is not None:
-                        rec["article"] = e.article.to_dict()
-                    fh.write(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
+                for _, raw in keep:
+                    fh.write(raw)
             self._seq_cache = None
-            return sum(1 for e in keep if e.op != "mark")
+            return sum(1 for e, _ in keep if e.op != "mark")
 
 
 def _write_error(exc: OSError, path: Path) -> LiveWriteError:

@@ -50,11 +50,23 @@ class RejectsExceededError(RecommenderError):
     exit_code = 3
 
 
+#: Longest part of an id echoed in a message: ids come from requests, and a message is not a place to mirror
+#: kilobytes of a client's input.
+ECHO_LIMIT = 120
+
+
+def echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    """``repr`` of a client-supplied string, cut to ``limit`` characters (with a note of the full length)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
 class ArticleNotFoundError(RecommenderError, KeyError):
     code = "article_not_found"
 
-    def __init__(self, article_id: str) -> None:
-        super().__init__(f"article not found: {article_id!r}")
+    def __init__(self, article_id: str, what: str = "article not found") -> None:
+        super().__init__(f"{what}: {echo(article_id)}")
         self.article_id = article_id
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from .ranking import RankingConfig
 from .text import TEXT_STRATEGIES
 
 __all__ = ["Settings"]
+
+logger = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
@@ -66,6 +69,17 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token for admin routes; unset disables them.")
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a client has to send a request's headers before it is disconnected."
+    )
+    keep_alive_timeout: float = Field(5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int = Field(
+        4096, ge=1, description="Open connections and requests at once; above it new requests get 503."
+    )
+    backlog: int = Field(2048, ge=1, description="Connections the kernel queues before the server accepts them.")
+    shutdown_timeout: float = Field(
+        2.0, ge=0, description="Seconds a shutdown waits for requests in flight before closing their connections."
+    )
     cache_max_age: int = Field(300, ge=0, description="Cache-Control max-age (seconds) on read responses.")
     cache_size: int = Field(10_000, ge=0, description="In-process response cache entries.")
     poll_interval: float = Field(5.0, ge=0.0, description="Seconds between checks for a newly published version; 0 = off.")
@@ -87,6 +101,24 @@ class Settings(BaseSettings):
         if value not in BACKENDS:
             raise ValueError(f"must be one of {', '.join(BACKENDS)}")
         return value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        """A token read from a secrets file often ends in a newline, which no client sends back: strip it (with a
+        warning, so the operator knows). A token that cannot travel in an HTTP header is refused."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        stripped = value.strip()
+        if stripped != value:
+            logger.warning("RECOMMENDER_ADMIN_TOKEN had surrounding whitespace; it was stripped")
+        if not stripped:
+            return None
+        if not stripped.isascii() or not stripped.isprintable() or any(c.isspace() for c in stripped):
+            raise ValueError("must be printable ASCII without spaces (it is sent in an HTTP header)")
+        return stripped
 
     @field_validator("engine")
     @classmethod

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
+from pydantic import ValidationError
+
+from recommender.cli.common import settings_error_message
 from recommender.settings import Settings
 
 from .server import run
@@ -16,4 +20,9 @@ from .server import run
 if __name__ == "__main__":
     level = os.environ.get("RECOMMENDER_LOG_LEVEL", "info").lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(Settings(), log_level=level, access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line naming the variable, as the CLI prints it; never a traceback
+        print(f"error: {settings_error_message(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run(settings, log_level=level, access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")

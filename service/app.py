@@ -21,7 +21,7 @@ from .errors import install_error_handlers
 from .fastpath import RelatedFastPath
 from .memory import TRIM_EVERY, release_free_memory
 from .metrics import Metrics, MetricsMiddleware
-from .middleware import BodyLimitMiddleware
+from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .routes import router
 from .routes.ops import STATIC_DIR
 
@@ -30,23 +30,33 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 
-class _Poller:
-    """A daemon thread calling ``LiveIndex.maybe_reload`` every ``interval`` seconds (loads run off the event loop)."""
+class _Background:
+    """One daemon thread for what a service does besides answering: load the index (the server accepts
+    connections and answers ``/healthz`` meanwhile; ``/readyz`` says it is loading), load the model, then poll
+    for new versions every ``interval`` seconds. Loads never run on the event loop."""
 
-    def __init__(self, live: LiveIndex, interval: float) -> None:
+    def __init__(self, live: LiveIndex, interval: float, preload_model: bool) -> None:
         self.live = live
         self.interval = interval
+        self.preload_model = preload_model
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="index-poller", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="index-background", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        # Not joined for long: a load or a model call in progress must not hold up shutdown (daemon thread).
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=0.5)
 
     def _run(self) -> None:
+        if not self.live.ready:
+            self.live.load()  # not ready is a state the probes report, not a reason to stop
+        if self.preload_model and not self._stop.is_set():
+            _preload_model(self.live)
+        if self.interval <= 0:
+            return
         last_trim = time.monotonic()
         while not self._stop.wait(self.interval):
             try:
@@ -59,23 +69,19 @@ class _Poller:
                 last_trim = time.monotonic()
 
 
-def _preload_model(index: LiveIndex) -> threading.Thread:
-    """Load the model in a daemon thread, so that the first draft (POST /v1/related) or live write does not
-    wait the ~9 s it takes; until it is loaded, such a request waits for it (never loads it twice)."""
-
-    def load() -> None:
-        started = time.perf_counter()
-        try:
-            embedder = index.embedder()
-            embedder.encode(["warm-up"])  # the first call initialises the model's kernels
-        except Exception as exc:  # noqa: BLE001 - a missing model is reported by the requests needing it (503)
-            logger.warning("model not preloaded: %s", exc)
-            return
-        logger.info("model %s loaded in %.1fs", embedder.model_id, time.perf_counter() - started)
-
-    thread = threading.Thread(target=load, name="model-preload", daemon=True)
-    thread.start()
-    return thread
+def _preload_model(index: LiveIndex) -> None:
+    """Load the model after the index, so that the first draft (POST /v1/related) or live write does not wait
+    the seconds it takes; until it is loaded, such a request waits for it (never loads it twice)."""
+    started = time.perf_counter()
+    try:
+        embedder = index.embedder()
+        embedder.encode(["warm-up"])  # the first call initialises the model's kernels
+    except Exception as exc:  # noqa: BLE001 - a missing model is reported by the requests needing it (503)
+        index.model_state = f"failed: {exc}"
+        logger.warning("model not preloaded: %s", exc)
+        return
+    index.model_state = "ready"
+    logger.info("model %s loaded in %.1fs", embedder.model_id, time.perf_counter() - started)
 
 
 def create_app(
@@ -93,19 +99,13 @@ def create_app(
             index = LiveIndex(settings, embedder=embedder)
         app.state.live = index
         metrics.live = index
-        if not index.ready:
-            index.load()  # not ready is a state the probes report, not a reason to refuse to start
-        if preload:
-            # After the index load (it is not slowed down) and without waiting (probes answer at once).
-            _preload_model(index)
-        poller = _Poller(index, settings.poll_interval) if settings.poll_interval > 0 else None
-        if poller:
-            poller.start()
+        background = _Background(index, settings.poll_interval, preload_model=preload)
+        app.state.background = background
+        background.start()
         try:
             yield
         finally:
-            if poller:
-                poller.stop()
+            background.stop()
 
     app = FastAPI(
         title="Related articles",
@@ -134,5 +134,6 @@ def create_app(
             expose_headers=["ETag"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -52,6 +52,14 @@ class _IndexCollector(Collector):
         failed = GaugeMetricFamily("recommender_index_load_failed", "1 when the published version failed to load")
         failed.add_metric([], 1.0 if live.load_error else 0.0)
         yield failed
+        damaged = GaugeMetricFamily(
+            "recommender_wal_errors", "Change-log entries found unreadable or torn (kept aside in live/damaged/)"
+        )
+        damaged.add_metric([], float(len(live.log.damage)))
+        yield damaged
+        model = GaugeMetricFamily("recommender_model_ready", "1 when the model is loaded (drafts and live writes)")
+        model.add_metric([], 1.0 if live.model_state == "ready" else 0.0)
+        yield model
         reloads = CounterMetricFamily("recommender_index_reloads", "Versions loaded by this process")
         reloads.add_metric([], float(live.reloads))
         yield reloads

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from recommender.article import ID_PATTERN
 from recommender.options import RelatedOptions, UtcDatetime
 
 __all__ = [
@@ -29,8 +30,9 @@ __all__ = [
     "ReloadResponse",
 ]
 
-#: What parse_article accepts as an id: no control characters, not blank, no surrounding whitespace.
-ARTICLE_ID_PATTERN = r"^[^\x00-\x1f\s](?:[^\x00-\x1f]*[^\x00-\x1f\s])?$"
+#: What parse_article accepts as an id (no control or bidirectional-override characters, not blank, no surrounding
+#: spaces), one pattern read the same way by Python and by JSON Schema clients.
+ARTICLE_ID_PATTERN = ID_PATTERN
 
 
 class ErrorBody(BaseModel):
@@ -185,6 +187,11 @@ class IndexInfo(BaseModel):
         description="Live changes (PUT/DELETE) applied on top of the version, not yet built in."
     )
     wal_seq: int | None
+    wal_errors: int = Field(description="Change-log entries found unreadable or torn; their bytes are in live/damaged/.")
+    wal_damage: list[dict[str, Any]] = Field(description="The last ten of them: line, offset, reason, kept_at.")
+    model_state: str = Field(
+        description="not loaded, loading, ready or failed: <reason>. Drafts and live writes wait for it."
+    )
     cache: CacheInfo
 
 
@@ -211,6 +218,11 @@ class Readiness(BaseModel):
         description="Why the published version is not the one served: it failed to load (corrupted, truncated), "
         "or the index directory or version folder is gone and the served one answers from memory.",
     )
+    model_state: str = Field(
+        "ready", description="not loaded, loading, ready or failed: <reason>. Related-by-id never needs the model; "
+        "drafts (POST /v1/related) and live writes wait for it while it loads.",
+    )
+    wal_errors: int = Field(0, description="Change-log entries found unreadable or torn (see /v1/index).")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -9,6 +9,7 @@ import sys
 from recommender.settings import Settings
 
 from .app import create_app
+from .protocol import header_timeout_protocol
 
 __all__ = ["run"]
 
@@ -43,6 +44,18 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+def _raise_file_limit() -> None:
+    """Open connections are file descriptors: take the hard limit the system allows (often 1024 soft)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):  # not on this platform, or not allowed: keep what we have
+        pass
+
+
 def run(settings: Settings | None = None, *, log_level: str = "info", access_log: bool = True) -> None:
     """Serve with uvicorn (one worker) on ``settings.host:settings.port``.
 
@@ -59,8 +72,19 @@ def run(settings: Settings | None = None, *, log_level: str = "info", access_log
         print(f"error: cannot listen on {address}: {reason[:1].lower()}{reason[1:]}", file=sys.stderr)
         raise SystemExit(2) from None
     address = _address(settings.host, sockets[0].getsockname()[1])  # the port chosen, for port 0
+    _raise_file_limit()
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=access_log,
+        # Limits chosen deliberately (README, Operations): see service/protocol.py and the slow-client test.
+        http=header_timeout_protocol(settings.header_timeout),
+        timeout_keep_alive=int(max(1, settings.keep_alive_timeout)),
+        limit_concurrency=settings.max_connections,
+        backlog=settings.backlog,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
     class Server(uvicorn.Server):

@@ -42,7 +42,19 @@ def test_numeric_id_becomes_string():
         ({"id": "  ", "title": "t"}, "id", "missing or empty"),
         ({"id": "a" * 257, "title": "t"}, "id", "longer than 256 characters (257)"),
         ({"id": ["a"], "title": "t"}, "id", "expected a string, got list"),
-        ({"id": "a\nb", "title": "t"}, "id", "contains control characters"),
+        ({"id": "a\nb", "title": "t"}, "id", "contains a control or bidirectional-override character (U+000A)"),
+        ({"id": "a\x1b[31mred", "title": "t"}, "id", "contains a control or bidirectional-override character (U+001B)"),
+        ({"id": "a\x85", "title": "t"}, "id", "contains a control or bidirectional-override character (U+0085)"),
+        ({"id": "txt\u202egnp.exe", "title": "t"}, "id", "contains a control or bidirectional-override character (U+202E)"),
+        ({"id": "a\u2066b", "title": "t"}, "id", "contains a control or bidirectional-override character (U+2066)"),
+        ({"id": "a", "title": "t", "url": "javascript:alert(1)"}, "url", "must be an absolute http or https URL, got 'javascript:alert(1)'"),
+        ({"id": "a", "title": "t", "url": "data:text/html,x"}, "url", "must be an absolute http or https URL, got 'data:text/html,x'"),
+        ({"id": "a", "title": "t", "url": "/relative/path"}, "url", "must be an absolute http or https URL, got '/relative/path'"),
+        ({"id": "a", "title": "t", "url": "https://"}, "url", "must be an absolute http or https URL, got 'https://'"),
+        ({"id": "a", "title": "t", "tags": ["ok", "\udfff"]}, "tags", "contains a lone surrogate (not valid Unicode)"),
+        ({"id": "a", "title": "t", "authors": ["\ud800x"]}, "authors", "contains a lone surrogate (not valid Unicode)"),
+        ({"id": "a", "title": "t", "meta": {"deep": ["\udfff"]}}, "meta.deep", "contains a lone surrogate (not valid Unicode)"),
+        ({"id": "a", "title": "t\udfff"}, "title", "contains a lone surrogate (not valid Unicode)"),
         ({"id": "a"}, "title", "missing or empty"),
         ({"id": "a", "title": ""}, "title", "missing or empty"),
         ({"id": "a", "title": 5}, "title", "expected a string, got int"),
@@ -73,3 +85,13 @@ def test_content_hash_changes_with_text_only():
     b = parse_article({"id": "a", "title": "t", "body": "b", "section": "y"})
     c = parse_article({"id": "a", "title": "t", "body": "c"})
     assert a.content_hash() == b.content_hash() != c.content_hash()
+
+
+def test_shown_text_fields_lose_their_markup():
+    """Section, tags and authors are shown on pages as they are: markup in them is reduced to its text."""
+    a = parse_article(
+        {"id": "a", "title": "<b>Bold</b> move", "section": "<i>World</i>", "tags": ["<script>x()</script>", "<b>eu</b>"],
+         "authors": ["<a href='javascript:x'>Ann</a>"], "url": "HTTPS://Example.test/a?b=1"}
+    )  # fmt: skip
+    assert (a.title, a.section, a.tags, a.authors) == ("Bold move", "World", ("eu",), ("Ann",))
+    assert a.url == "HTTPS://Example.test/a?b=1"

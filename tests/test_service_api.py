@@ -22,9 +22,19 @@ def index_dir(demo_index: Path, tmp_path: Path) -> Path:
     return copy_index(demo_index, tmp_path / "index")
 
 
+class _ReadyClient(TestClient):
+    """A TestClient whose ``with`` block starts once the app's background load has been tried (the server itself
+    answers at once and reports ``loading`` until then)."""
+
+    def __enter__(self) -> _ReadyClient:
+        super().__enter__()
+        assert self.app.state.live.wait_loaded(60)
+        return self
+
+
 def _client(index_dir: Path, embedder, **settings) -> TestClient:
     defaults = {"admin_token": ADMIN_TOKEN, "poll_interval": 0, "cache_max_age": 120}
-    return TestClient(create_app(Settings(index_dir=index_dir, **{**defaults, **settings}), embedder=embedder))
+    return _ReadyClient(create_app(Settings(index_dir=index_dir, **{**defaults, **settings}), embedder=embedder))
 
 
 @pytest.fixture

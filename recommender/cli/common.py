@@ -28,6 +28,7 @@ __all__ = [
     "one_line",
     "run",
     "setting_help",
+    "settings_error_message",
     "settings_from",
     "setup_logging",
 ]
@@ -89,9 +90,15 @@ def _validation_message(exc: Any, *, from_env: bool) -> str:
     name = ENV_PREFIX + "__".join(loc).upper() if from_env else _FLAG_OF_FIELD.get(loc[0], "--" + loc[0].replace("_", "-"))
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     value = first.get("input")
-    shown = f"{name}={value!r}" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else name
+    secret = loc[0] == "admin_token"  # never echo a secret, not even a wrong one
+    shown = f"{name}={value!r}" if isinstance(value, (str, int, float)) and not isinstance(value, bool) and not secret else name
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return one_line(f"{shown}: {message}{more}")
+
+
+def settings_error_message(exc: Any) -> str:
+    """One line for settings that failed validation from the environment (the service's entry point uses it)."""
+    return _validation_message(exc, from_env=True)
 
 
 def settings_from(**flags: Any) -> Settings:

@@ -44,6 +44,10 @@ class LiveIndex:
             settings, self.log, settings.ranking_config(), self.embedder, on_swap=self.cache.clear
         )
         self.writes = LiveWrites(self.versions, self.log, on_change=self.cache.clear)
+        #: set once the first load has been tried (whatever its outcome)
+        self.loaded = threading.Event()
+        #: "not loaded", "loading", "ready" or "failed: <reason>" (drafts and live writes wait for the model)
+        self.model_state = "ready" if embedder is not None else "not loaded"
 
     # -- model ---------------------------------------------------------------------------------
     def embedder(self) -> Embedder:
@@ -54,6 +58,7 @@ class LiveIndex:
                     from ..model_cache import embedder_for
 
                     batch = min(self.settings.batch_size, SERVICE_BATCH_SIZE)
+                    self.model_state = "loading"
                     self._embedder = embedder_for(self.settings, batch_size=batch)
         return self._embedder
 
@@ -87,7 +92,14 @@ class LiveIndex:
         return self.versions.reloads
 
     def load(self) -> ReloadResult | None:
-        return self.versions.load()
+        try:
+            return self.versions.load()
+        finally:
+            self.loaded.set()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Block until the first load has been tried (tests and scripts that need an answer, not a 503)."""
+        return self.loaded.wait(timeout)
 
     def reload(self, *, force: bool = False) -> ReloadResult:
         return self.versions.reload(force=force)
@@ -188,6 +200,9 @@ class LiveIndex:
             "loaded_at": None,
             "pending_changes": 0,
             "wal_seq": None,
+            "wal_errors": len(self.log.damage),
+            "wal_damage": [d.to_dict() for d in self.log.damage[-10:]],
+            "model_state": self.model_state,
             "cache": {"size": len(self.cache), "hits": self.cache.hits, "misses": self.cache.misses},
         }
         if snap is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..article import Article, format_datetime
 from ..engine import Related
+from ..urls import served_url
 
 __all__ = ["article_dict", "related_payload", "summary_dict"]
 
@@ -21,7 +22,7 @@ def summary_dict(article: Article) -> dict[str, Any]:
         "id": article.id,
         "title": article.title,
         "summary": article.summary,
-        "url": article.url,
+        "url": served_url(article.url),
         "published_at": format_datetime(article.published_at),
         "section": article.section,
     }

@@ -64,7 +64,7 @@ class ServedVersion:
         #: set while what CURRENT names cannot be read at all (index directory or version folder gone) although a
         #: version is served from memory; cleared when it is back
         self._missing: str | None = None
-        self._reason: str | None = "not loaded yet"
+        self._reason: str | None = "loading the published version"
         self.reloads = 0
 
     # -- state -------------------------------------------------------------------------------------

@@ -28,12 +28,22 @@ class LiveWrites:
         self._log_size: int | None = None
 
     def upsert(self, article: Article) -> bool:
-        """Insert or replace one (already validated) article; True when it is new. Logged and fsynced first."""
+        """Insert or replace one (already validated) article; True when it is new. Logged and fsynced first.
+
+        The model runs before any lock is taken (reads and other writes go on meanwhile); the log entry carries
+        the vector, so a restart replays it without the model."""
+        snap = self.served.snapshot
+        rec = snap.recommender
+        vectors, signatures = rec.prepare([article])
+        key = rec.embedding_key
         with self.served.order_lock:
             snap = self.served.snapshot
+            if snap.recommender.embedding_key != key:  # a reload swapped in a version embedded another way
+                vectors, signatures = snap.recommender.prepare([article])
+                key = snap.recommender.embedding_key
             self._catch_up_if_grown()
-            seq = self.log.append_upsert(article)
-            return self._apply(snap, seq, lambda rec: rec.upsert(article))
+            seq = self.log.append_upsert(article, vector=vectors[0], signature=signatures[0], embedding=key)
+            return self._apply(snap, seq, lambda rec: rec.add_prepared([article], vectors, signatures)[0])
 
     def delete(self, article_id: str) -> bool:
         """Remove one article; an unknown id raises ArticleNotFoundError and writes nothing."""

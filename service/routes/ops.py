@@ -39,7 +39,8 @@ async def healthz() -> Response:
 async def readyz(live: LiveDep) -> Response:
     snap = live.current
     if snap is None:
-        return error_response(503, "not_ready", f"no index loaded: {live.reason}", headers={"Cache-Control": "no-store"})
+        message = f"no index loaded: {live.reason}"
+        return error_response(503, "not_ready", message, headers={"Cache-Control": "no-store"})
     # Still 200 when a newer version failed to load or the files are gone: this process answers correctly from
     # what it loaded, and taking it out of rotation would turn a bad build into an outage. load_error says why.
     return json_response(
@@ -48,6 +49,8 @@ async def readyz(live: LiveDep) -> Response:
             "version": snap.version,
             "published_version": live.directory.current(),
             "load_error": live.load_error,
+            "model_state": live.model_state,
+            "wal_errors": len(live.log.damage),
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -80,9 +80,12 @@ async def related(article_id: ArticleId, request: Request) -> Response:
     responses=error_responses(413, 422, 503),
     openapi_extra={"parameters": query_parameters()},
 )
-def related_to_draft(body: DraftRelatedRequest, live: LiveDep, request: Request) -> Response:  # type: ignore[valid-type]
+async def related_to_draft(body: DraftRelatedRequest, live: LiveDep, request: Request) -> Response:  # type: ignore[valid-type]
     query = query_options(request)
     given: dict[str, Any] = {name: getattr(body, name) for name in DRAFT_OPTIONS if getattr(body, name) is not None}
     options = query.model_copy(update=given)  # both validated: the body's options win
     draft = parse_article(article_record(body, body.id or _DRAFT_ID, exclude={*DRAFT_OPTIONS, "id"}))
-    return json_response(live.related_to_draft(draft, options), headers={"Cache-Control": "no-store"})
+    # Through the same one-at-a-time limiter as related-by-id: many concurrent drafts queue instead of each
+    # holding its own text, TF-IDF row and shingles in memory at once.
+    payload = await to_thread.run_sync(live.related_to_draft, draft, options, limiter=compute_limiter(request))
+    return json_response(payload, headers={"Cache-Control": "no-store"})

@@ -118,6 +118,7 @@ def server(demo_index: Path, tmp_path_factory, embedder):
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     wait_until(lambda: uv.started, 30, 0.05, "uvicorn")
+    assert app.state.live.wait_loaded(60)
     yield f"http://{settings.host}:{settings.port}"
     uv.should_exit = True
     thread.join(timeout=10)
