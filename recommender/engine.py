@@ -21,7 +21,7 @@ from .catalog import Catalog
 from .changelog import Change, latest
 from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
 from .embedding import Embedder, resolve_model
-from .errors import ArticleNotFoundError, ConfigurationError
+from .errors import ArticleNotFoundError, ConfigurationError, DamagedIndexError
 from .lexical import LexicalModel
 from .ranking import RankingConfig, rank
 from .text import embedding_text, lexical_text
@@ -57,6 +57,16 @@ class Related:
         }
 
 
+def _check_scores(path: Path, cosines: np.ndarray) -> None:
+    """Cosines of unit vectors lie in [-1, 1]: anything else means damaged vectors, which must not be served."""
+    if len(cosines) and not (np.isfinite(cosines).all() and np.abs(cosines).max() <= 1.001):
+        worst = float(cosines[~np.isfinite(cosines)][0]) if not np.isfinite(cosines).all() else float(np.abs(cosines).max())
+        raise DamagedIndexError(
+            f"{path}: vectors give a cosine of {worst:.4g}, outside [-1, 1]; the version's files are damaged: "
+            "roll back or rebuild"
+        )
+
+
 class Recommender:
     """One loaded version plus live changes. Reads may run concurrently with each other; a live change must not
     run concurrently with anything (the serving layer's snapshot lock sees to that). Build with :meth:`open`."""
@@ -85,6 +95,9 @@ class Recommender:
         self._embedder = embedder
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
         self.lead_words = int(manifest.extra.get("lead_words", 120))
+        #: articles the last :meth:`prepare` (and the last :meth:`replay`) had to embed: the rest had vectors
+        self.last_embedded = 0
+        self.replay_embedded = 0
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -97,7 +110,7 @@ class Recommender:
         embedder: Embedder | Callable[[], Embedder] | None = None,
         version: str | None = None,
         mmap: bool = False,
-        verify_digests: bool = False,
+        verify_digests: bool = True,
     ) -> "Recommender":
         """Load the published version (or ``version``). ``model`` is checked against the manifest before any
         vector is read: serving one model's vectors against another's queries would be silently wrong."""
@@ -114,7 +127,7 @@ class Recommender:
         config: RankingConfig | None = None,
         embedder: Embedder | Callable[[], Embedder] | None = None,
         mmap: bool = False,
-        verify_digests: bool = False,
+        verify_digests: bool = True,
     ) -> "Recommender":
         """Load one version folder directly (a published one, or a staged build under evaluation)."""
         path = Path(path)
@@ -206,6 +219,11 @@ class Recommender:
                 parts.append(positions[0])
                 parts.append(self.lexical.top(query_lex, n))
         pool = np.unique(np.concatenate([p.astype(np.int64) for p in parts]))
+        if len(pool) and pool[-1] >= self.catalog.size:
+            raise DamagedIndexError(
+                f"{self.path}: a precomputed candidate list points past the last article ({int(pool[-1])} of "
+                f"{self.catalog.size}); the version's files are damaged: roll back or rebuild"
+            )
         return pool[pool >= 0]
 
     def _related(
@@ -248,6 +266,7 @@ class Recommender:
                     pool = pool[catalog.alive[pool]]
                     pool = pool[~np.isin(pool, exclude)]
             candidates = catalog.gather(pool, source, query_lex)
+            _check_scores(self.path, candidates.semantic)
             items = rank(
                 source, candidates, config, k,
                 explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
@@ -328,6 +347,7 @@ class Recommender:
                 signatures[rows] = old.signatures(np.asarray(positions, dtype=np.int64))
                 found.update(rows)
         todo = [i for i in range(len(articles)) if i not in found]
+        self.last_embedded = len(todo)
         if todo:
             texts = [embedding_text(articles[i], strategy=self.text_strategy, lead_words=self.lead_words) for i in todo]
             vectors[todo] = self.embedder.encode(texts)
@@ -383,6 +403,7 @@ class Recommender:
         for e in final.values():
             if e.op == "delete":
                 self.delete(e.article_id)
+        self.replay_embedded = self.last_embedded if upserts else 0
         return len(final)
 
     def delete(self, article_id: str) -> bool:

@@ -13,6 +13,7 @@ __all__ = [
     "DiskFullError",
     "LiveWriteError",
     "StorageFullError",
+    "DamagedIndexError",
     "NotReadyError",
     "ReloadFailedError",
 ]
@@ -124,3 +125,11 @@ class ReloadFailedError(RecommenderError):
     """The published version could not be loaded; the previous one (if any) is still served."""
 
     code = "reload_failed"
+
+
+class DamagedIndexError(RecommenderError):
+    """The served version's files hold impossible values (a cosine outside [-1, 1], a candidate position past the
+    end): damage the digests did not catch (they are checked at load only when RECOMMENDER_VERIFY_DIGESTS is on)."""
+
+    code = "index_damaged"
+    exit_code = 2

@@ -19,6 +19,7 @@ from index import StoreError
 from recommender.errors import (
     ArticleNotFoundError,
     ConfigurationError,
+    DamagedIndexError,
     FieldError,
     LiveWriteError,
     NotReadyError,
@@ -129,6 +130,9 @@ def _domain_error(exc: Exception) -> Response:
     if isinstance(exc, FieldError):
         return error_response(422, "invalid_request", str(exc), fields=[exc.field])
     if isinstance(exc, (NotReadyError, ReloadFailedError)):
+        return error_response(503, exc.code, str(exc))
+    if isinstance(exc, DamagedIndexError):
+        logger.error("%s", exc)
         return error_response(503, exc.code, str(exc))
     if isinstance(exc, LiveWriteError):
         # The change could not be made durable, so it was not made: 507 for a full disk (the operator must free

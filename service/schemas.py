@@ -192,6 +192,10 @@ class IndexInfo(BaseModel):
     model_state: str = Field(
         description="not loaded, loading, ready or failed: <reason>. Drafts and live writes wait for it."
     )
+    last_load: dict[str, Any] | None = Field(
+        None, description="The last load or reload: version, seconds, live changes replayed, and how many of them "
+        "had to be embedded (the log keeps vectors, so normally 0)."
+    )
     cache: CacheInfo
 
 

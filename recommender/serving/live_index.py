@@ -203,6 +203,7 @@ class LiveIndex:
             "wal_errors": len(self.log.damage),
             "wal_damage": [d.to_dict() for d in self.log.damage[-10:]],
             "model_state": self.model_state,
+            "last_load": None,
             "cache": {"size": len(self.cache), "hits": self.cache.hits, "misses": self.cache.misses},
         }
         if snap is not None:
@@ -216,6 +217,14 @@ class LiveIndex:
                 pending_changes=snap.pending,
                 wal_seq=snap.seq,
             )
+        last = self.versions.last_load
+        if last is not None:
+            out["last_load"] = {
+                "version": last.version,
+                "seconds": round(last.seconds, 3),
+                "replayed": last.replayed,
+                "embedded": last.embedded,
+            }
         return out
 
 

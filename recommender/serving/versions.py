@@ -37,6 +37,8 @@ class ReloadResult:
     changed: bool
     seconds: float
     replayed: int = 0
+    #: replayed upserts that had to be embedded (logged without a vector, or under another embedding)
+    embedded: int = 0
 
 
 class ServedVersion:
@@ -66,6 +68,7 @@ class ServedVersion:
         self._missing: str | None = None
         self._reason: str | None = "loading the published version"
         self.reloads = 0
+        self.last_load: ReloadResult | None = None
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -144,7 +147,8 @@ class ServedVersion:
             logger.info(
                 "serving version %s (%d articles, %d live changes replayed) after %.2fs", name, len(rec), pending, seconds
             )
-            return ReloadResult(name, old.version if old else None, True, seconds, pending)
+            self.last_load = ReloadResult(name, old.version if old else None, True, seconds, pending, rec.replay_embedded)
+            return self.last_load
 
     def _open(self, name: str, old: Snapshot | None) -> tuple[Recommender, list]:
         """Load version ``name`` and replay the log on it; any failure is recorded and raised as a reload error."""
