@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .article import Article, parse_article
-from .errors import FieldError, LoadError, RejectsExceededError
+from .errors import FieldError, LoadError, RejectsExceededError, echo
 
 __all__ = ["Reject", "LoadResult", "load_articles", "iter_records", "SUPPORTED_SUFFIXES", "check_rejects"]
 
@@ -34,9 +34,12 @@ class Reject:
     line: int
     field: str
     reason: str
+    #: the row's id when it has a readable one (so an editor can find the article in the CMS)
+    article_id: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
+        where = f" (article {echo(self.article_id, 80)})" if self.article_id else ""
+        return f"{self.file}:{self.line}: {self.field}: {self.reason}{where}"
 
 
 @dataclass
@@ -53,10 +56,11 @@ class LoadResult:
         return len(self.rejects) / self.rows if self.rows else 0.0
 
     def write_rejects(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
+        from index.persist import atomic_writer
+
+        with atomic_writer(path) as fh:
             for reject in self.rejects:
-                fh.write(json.dumps(asdict(reject), ensure_ascii=False) + "\n")
+                fh.write(json.dumps(asdict(reject), ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
 
 
 def _expand(paths: Sequence[Path | str]) -> list[Path]:
@@ -165,6 +169,7 @@ def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True, title
     files = _expand(paths)
     by_id: dict[str, Article] = {}
     result = LoadResult(articles=[], files=[str(f) for f in files])
+    duplicate_ids: list[str] = []
     for path in files:
         if path.stat().st_size == 0:
             raise LoadError(f"{path}: empty file (no articles)")
@@ -177,19 +182,24 @@ def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True, title
             try:
                 article = parse_article(record, clean_html=clean_html, title_from_body=title_from_body)
             except FieldError as exc:
-                result.rejects.append(Reject(str(path), lineno, exc.field, exc.reason))
+                raw_id = record.get("id") if isinstance(record, dict) else None
+                article_id = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+                result.rejects.append(Reject(str(path), lineno, exc.field, exc.reason, article_id if exc.field != "id" else None))
                 continue
             if title_from_body and article.extra.get("title_derived"):
                 result.derived_titles += 1
             if article.id in by_id:
                 result.duplicates += 1
+                if len(duplicate_ids) < 3:
+                    duplicate_ids.append(article.id)
                 del by_id[article.id]  # re-insert so order follows the winning row
             by_id[article.id] = article
         if result.rows == rows_before:
             raise LoadError(f"{path}: empty file (no articles)")
     result.articles = list(by_id.values())
     if result.duplicates:
-        logger.warning("%d duplicate ids: the last occurrence of each was kept", result.duplicates)
+        examples = ", ".join(echo(i, 60) for i in duplicate_ids)
+        logger.warning("%d duplicate ids (%s): the last occurrence of each was kept", result.duplicates, examples)
     return result
 
 

@@ -67,7 +67,7 @@ def test_too_many_rejects_publishes_nothing(tmp_path, embedder):
     rejects = next((tmp_path / "idx" / "rejects").glob("*.jsonl"))
     assert str(info.value) == (
         f"2 of 12 rows rejected (16.7% > 1.0% allowed): {export}:11: json: invalid JSON: Expecting value at column 1; "
-        f"{export}:12: title: missing or empty; all rejects in {rejects}"
+        f"{export}:12: title: missing or empty (article 'x'); all rejects in {rejects}"
     )
     assert [json.loads(l)["field"] for l in rejects.read_text().splitlines()] == ["json", "title"]
     assert IndexDirectory(settings.index_dir).current() is None

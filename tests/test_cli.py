@@ -193,7 +193,7 @@ def test_build_errors_are_one_line(tmp_path):
     assert len(lines) == 1
     assert re.fullmatch(
         rf"error: 2 of 3 rows rejected \(66.7% > 1.0% allowed\): {re.escape(str(bad))}:1: json: invalid JSON: .*; "
-        rf"{re.escape(str(bad))}:2: title: missing or empty; all rejects in .*rejects/v.*\.jsonl",
+        rf"{re.escape(str(bad))}:2: title: missing or empty \(article 'a'\); all rejects in .*rejects/v.*\.jsonl",
         lines[0],
     )
 
@@ -241,3 +241,78 @@ def test_python_dash_m_usage_error_is_one_line(tmp_path):
             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO, check=False,
         )
         assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def _all_commands():
+    """Every click command under the root, with its path (``["index", "list"]``)."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    out = []
+
+    def walk(command, path):
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, [*path, name])
+        else:
+            out.append((path, command))
+
+    walk(root, [])
+    return out
+
+
+def test_help_shows_every_default_and_environment_variable():
+    """A flag backed by a setting names its RECOMMENDER_* variable and default; any other option with a default
+    shows it. Brackets survive (the help is plain text, not markup that eats "[distributed]")."""
+    from recommender.cli.common import _FLAG_OF_FIELD
+    from recommender.settings import Settings
+
+    field_of_flag = {flag: field for field, flag in _FLAG_OF_FIELD.items()}
+    missing = []
+    for path, command in _all_commands():
+        text = _run(*path, "--help").output
+        flat = " ".join(text.split())
+        for param in command.params:
+            if param.param_type_name != "option" or param.name == "help" or getattr(param, "is_flag", False):
+                continue
+            flag = max(param.opts, key=len)
+            field = field_of_flag.get(flag, param.name)
+            if field in Settings.model_fields and field not in ("ranking",):
+                if f"env RECOMMENDER_{field.upper()})" not in flat or "(default: " not in flat:
+                    missing.append(f"{' '.join(path)} {flag}: no default or env var")
+            elif param.default is not None and param.default != () and "[default: " not in flat:
+                missing.append(f"{' '.join(path)} {flag}: default not shown")
+    assert missing == []
+    assert "pip install '.[distributed]'" in " ".join(_run("build", "--help").output.split())
+    assert "<bool>" not in _run("build", "--help").output
+
+
+def test_demo_says_where_its_index_is_and_what_to_try_and_each_command_works(tmp_path, embedder):
+    folder = tmp_path / "demo-index"
+    result = _run("demo", "--no-serve", "--index-dir", folder)
+    assert result.exit_code == 0, result.output
+    assert f"The demo index is in {folder}. Try:" in result.output
+    commands = [line.strip() for line in result.output.splitlines() if line.strip().startswith(("recommender ", "curl "))]
+    assert [c.split()[0] + " " + c.split()[1] for c in commands] == ["recommender related", "recommender evaluate", "curl '"[:-1] + commands[2].split()[1]]
+    related = _run(*commands[0].split()[1:])
+    assert related.exit_code == 0 and related.output.startswith("Related to demo-006: ")
+    evaluate_args = [a.replace("./demo-report", str(tmp_path / "demo-report")) for a in commands[1].split()[1:]]
+    evaluated = _run(*evaluate_args)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert (tmp_path / "demo-report" / "report.html").is_file()
+    assert commands[2].startswith("curl 'http://127.0.0.1:8000/v1/articles/demo-006/related")
+
+
+def test_index_info_says_the_published_version_is_published(demo_index):
+    info = json.loads(_run("index", "info", "--index-dir", demo_index).output)
+    assert info["published"] is True and info["build_report"]["published"] is True
+
+
+def test_warnings_are_one_line_like_errors(tmp_path, embedder):
+    export = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "title": "First"}, {"id": "a", "title": "Again"}] + [{"id": f"n{i}", "title": f"Story {i}"} for i in range(150)])
+    result = _run("build", export, "--index-dir", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warnings and all(line.startswith("warning: ") for line in warnings), result.stderr
+    assert any("'a'" in line for line in warnings)  # the duplicate id is named

@@ -21,8 +21,8 @@ def test_jsonl_with_rejects(tmp_path):
     assert result.rows == 5
     assert [str(r) for r in result.rejects] == [
         f"{path}:2: json: invalid JSON: Expecting property name enclosed in double quotes at column 2",
-        f"{path}:3: title: missing or empty",
-        f"{path}:6: published_at: not an ISO-8601 date: 'soon'",
+        f"{path}:3: title: missing or empty (article 'a3')",
+        f"{path}:6: published_at: not an ISO-8601 date: 'soon' (article 'a5')",
     ]
 
 
@@ -62,7 +62,7 @@ def test_csv_and_parquet_and_folder(tmp_path):
     by_id = {a.id: a for a in result.articles}
     assert by_id["c1"].tags == ("x", "y")
     assert by_id["p1"].tags == ("t1", "t2")
-    assert [str(r) for r in result.rejects] == [f"{folder / 'a.csv'}:3: title: missing or empty"]
+    assert [str(r) for r in result.rejects] == [f"{folder / 'a.csv'}:3: title: missing or empty (article 'c2')"]
 
 
 def test_html_is_reduced_to_text(tmp_path):
@@ -104,7 +104,7 @@ def test_reject_share_gate(tmp_path):
     with pytest.raises(RejectsExceededError) as info:
         check_rejects(result, 0.01, tmp_path / "r.jsonl")
     assert str(info.value) == (
-        f"2 of 100 rows rejected (2.0% > 1.0% allowed): {path}:99: title: missing or empty; "
+        f"2 of 100 rows rejected (2.0% > 1.0% allowed): {path}:99: title: missing or empty (article 'z'); "
         f"{path}:100: record: expected a JSON object, got list; all rejects in {tmp_path / 'r.jsonl'}"
     )
 
@@ -112,11 +112,11 @@ def test_reject_share_gate(tmp_path):
 def test_title_from_body_is_opt_in_and_counted(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"id": "w", "body": "FED WEEKLY REPORT\nTable follows"}, {"id": "e"}])
     strict = load_articles([path])
-    assert [str(r) for r in strict.rejects] == [f"{path}:1: title: missing or empty", f"{path}:2: title: missing or empty"]
+    assert [str(r) for r in strict.rejects] == [f"{path}:1: title: missing or empty (article 'w')", f"{path}:2: title: missing or empty (article 'e')"]
     lenient = load_articles([path], title_from_body=True)
     assert [(a.id, a.title, a.extra) for a in lenient.articles] == [("w", "FED WEEKLY REPORT", {"title_derived": True})]
     assert lenient.derived_titles == 1
-    assert [str(r) for r in lenient.rejects] == [f"{path}:2: title: missing or empty"]
+    assert [str(r) for r in lenient.rejects] == [f"{path}:2: title: missing or empty (article 'e')"]
 
 
 def deny_reading(monkeypatch, denied):

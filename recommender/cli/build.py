@@ -15,7 +15,7 @@ __all__ = ["build"]
 
 def build(
     articles: Annotated[
-        list[Path], typer.Argument(metavar="ARTICLES...", help="JSONL, CSV or Parquet files, or folders of them.", show_default=False)
+        list[Path], typer.Argument(metavar="EXPORT", help="JSONL, CSV or Parquet files, or folders of them.", show_default=False)
     ],
     index_dir: IndexDirOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged vectors.")] = False,
@@ -37,7 +37,7 @@ def build(
         ),
     ] = None,
     max_drop: Annotated[
-        float, typer.Option(metavar="X", min=0.0, help="Gate: refuse when nDCG@10 drops more than this (default: 0.01).")
+        float, typer.Option(metavar="X", min=0.0, help="Gate: refuse when nDCG@10 drops more than this.")
     ] = 0.01,
     report: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Also write the JSON build report here.")] = None,
     engine: Annotated[

@@ -45,11 +45,11 @@ def evaluate(
     label_field: Annotated[
         Optional[str], typer.Option(metavar="NAME", help="Ground truth from an article field, e.g. story_id or topics.")
     ] = None,
-    grading: Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any (default: exact).")] = "exact",
+    grading: Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")] = "exact",
     sessions: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")] = None,
     index_dir: IndexDirOpt = None,
     systems: Annotated[
-        str, typer.Option(metavar="NAME,...", help=f"Comma-separated systems (default: {SYSTEMS}).")
+        str, typer.Option(metavar="NAME,...", help="Comma-separated systems.")
     ] = SYSTEMS,
     config: Annotated[
         Optional[list[Path]],
@@ -57,7 +57,7 @@ def evaluate(
     ] = None,
     k: Annotated[Optional[list[int]], typer.Option("--k", metavar="N", help="Cutoffs, repeatable (default: 5 and 10).")] = None,
     sample: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Evaluate a seeded random sample of this many queries.")] = None,
-    seed: Annotated[int, typer.Option(metavar="N", help="Seed for sampling, bootstrap and the random baseline (default: 0).")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for sampling, bootstrap and the random baseline.")] = 0,
 ) -> None:
     """Compare the default ranking with baselines (and configuration files) offline, with significance tests.
 

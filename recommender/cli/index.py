@@ -15,6 +15,8 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Inspect and manage published index versions.\n\nExample: recommender index list --index-dir DIR",
     no_args_is_help=True,
+    # Plain help: rich would read [brackets] in help text as markup and drop them, and costs ~0.1 s to import.
+    rich_markup_mode=None,
 )
 
 

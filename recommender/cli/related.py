@@ -40,7 +40,7 @@ def related_options(**flags: Any) -> RelatedOptions:
 def related(
     article_id: Annotated[str, typer.Argument(metavar="ID", help="Id of an indexed article.", show_default=False)],
     index_dir: IndexDirOpt = None,
-    k: Annotated[int, typer.Option("-k", "--k", metavar="N", help=_help("k", " (default: 6)"))] = 6,
+    k: Annotated[int, typer.Option("-k", "--k", metavar="N", help=_help("k"))] = 6,
     section: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Only these sections (repeatable).")] = None,
     exclude_section: Annotated[
         Optional[list[str]], typer.Option(metavar="NAME", help="Never these sections (repeatable).")
@@ -51,7 +51,7 @@ def related(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help=_help("since"))] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help=_help("until"))] = None,
     freshness: Annotated[Optional[float], typer.Option(metavar="DAYS", help=_help("freshness"))] = None,
-    diversity: Annotated[Optional[float], typer.Option(metavar="X", help=_help("diversity", " (default: 0)"))] = None,
+    diversity: Annotated[Optional[float], typer.Option(metavar="X", help=_help("diversity", " Unset: the configuration's (0)."))] = None,
     language: Annotated[Optional[str], typer.Option(metavar="CODE", help=_help("language"))] = None,
     window: Annotated[Optional[float], typer.Option(metavar="DAYS", help=_help("window"))] = None,
     exclude: Annotated[
