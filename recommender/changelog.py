@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,8 @@ __all__ = ["CHANGELOG_FILE", "DAMAGED_DIR", "Change", "ChangeLog", "Damage", "fo
 
 logger = logging.getLogger(__name__)
 CHANGELOG_FILE = "live/wal.jsonl"
+#: How every entry this class writes begins: its sequence number can be read without parsing the line.
+_SEQ_PREFIX = re.compile(rb'\{"seq": (\d{1,18}),')
 DAMAGED_DIR = "live/damaged"
 
 
@@ -160,8 +163,10 @@ class ChangeLog:
             os.close(fd)
 
     # -- reading -----------------------------------------------------------------------------------
-    def _scan(self) -> Iterator[tuple[Change, bytes]]:
-        """Every readable entry with its raw line; unreadable ones are recorded as damage and skipped."""
+    def _scan(self, after: int = 0) -> Iterator[tuple[Change, bytes]]:
+        """Every readable entry with its raw line; unreadable ones are recorded as damage and skipped. Entries at
+        or before ``after`` are skipped unparsed when their line starts the way this class writes them (a restart
+        and a reload's final catch-up then cost one pass over the new entries only)."""
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
@@ -173,6 +178,11 @@ class ChangeLog:
                     # A torn final line: the writer died before fsync returned, so it was never acknowledged.
                     self._record_damage(lineno, offset, raw, "unfinished last entry (a writer died mid-append)")
                     break
+                if after:
+                    head = _SEQ_PREFIX.match(raw)
+                    if head is not None and int(head.group(1)) <= after:
+                        offset += len(raw)
+                        continue
                 try:
                     yield _parse(json.loads(raw)), raw
                 except (ValueError, KeyError, TypeError) as exc:
@@ -227,7 +237,7 @@ class ChangeLog:
         if not self.path.parent.is_dir():
             return []  # no live change logged yet (or the index directory is gone)
         with self._locked():
-            return [e for e, _ in self._scan() if e.seq > after and e.op != "mark"]
+            return [e for e, _ in self._scan(after) if e.seq > after and e.op != "mark"]
 
     def snapshot(self) -> tuple[list[Change], int]:
         """All pending changes and the last sequence number, read under one lock (what a build folds in)."""

@@ -11,10 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .embedding import BACKENDS, DEFAULT_MODEL
 from .options import numbers_from_text
+from .settings_errors import settings_error_message
 from .ranking import RankingConfig
 from .text import TEXT_STRATEGIES
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "settings_error_message"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ import sys
 
 from pydantic import ValidationError
 
-from recommender.cli.common import settings_error_message
-from recommender.settings import Settings
+from recommender.settings import Settings, settings_error_message
 
 from .server import run
 

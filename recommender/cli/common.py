@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional
 import typer
 
 from ..errors import RecommenderError
+from ..settings_errors import ENV_PREFIX
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -28,12 +29,10 @@ __all__ = [
     "one_line",
     "run",
     "setting_help",
-    "settings_error_message",
     "settings_from",
     "setup_logging",
 ]
 
-ENV_PREFIX = "RECOMMENDER_"
 #: Documented exit codes (README, Operations).
 EXIT_CODES = {
     0: "success",
@@ -44,8 +43,6 @@ EXIT_CODES = {
     5: "another build holds the lock",
     6: "disk full",
 }
-#: Settings fields whose CLI flag is not ``--field-name``.
-_FLAG_OF_FIELD = {"embedding_backend": "--backend", "keep_versions": "--keep"}
 
 
 def one_line(text: str) -> str:
@@ -82,42 +79,23 @@ IndexDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _validation_message(exc: Any, *, from_env: bool) -> str:
-    """pydantic's multi-line report (with a documentation URL) as one line naming the env var or flag."""
-    errors = exc.errors()
-    first = errors[0]
-    loc = [str(part) for part in first.get("loc", ())] or ["?"]
-    name = ENV_PREFIX + "__".join(loc).upper() if from_env else _FLAG_OF_FIELD.get(loc[0], "--" + loc[0].replace("_", "-"))
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    value = first.get("input")
-    secret = loc[0] == "admin_token"  # never echo a secret, not even a wrong one
-    shown = f"{name}={value!r}" if isinstance(value, (str, int, float)) and not isinstance(value, bool) and not secret else name
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return one_line(f"{shown}: {message}{more}")
-
-
-def settings_error_message(exc: Any) -> str:
-    """One line for settings that failed validation from the environment (the service's entry point uses it)."""
-    return _validation_message(exc, from_env=True)
-
-
 def settings_from(**flags: Any) -> Settings:
     """Environment first, then the flags given; a bad value of either is one ``error:`` line and exit 2."""
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
-    from ..settings import Settings
+    from ..settings import Settings, settings_error_message
 
     try:
         base = Settings()
     except ValidationError as exc:
-        fail(_validation_message(exc, from_env=True), 2)
+        fail(settings_error_message(exc, from_env=True), 2)
     except SettingsError as exc:  # e.g. a list-valued variable that is not JSON
         fail(one_line(f"{exc} (check the {ENV_PREFIX}* environment variables)"), 2)
     try:
         settings = base.overridden(**flags)
     except ValidationError as exc:
-        fail(_validation_message(exc, from_env=False), 2)
+        fail(settings_error_message(exc, from_env=False), 2)
     if flags.get("index_dir") is not None:
         label = "--index-dir"
     else:

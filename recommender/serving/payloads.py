@@ -4,11 +4,13 @@ print these same shapes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..article import Article, format_datetime
-from ..engine import Related
 from ..urls import served_url
+
+if TYPE_CHECKING:
+    from ..engine import Related
 
 __all__ = ["article_dict", "related_payload", "summary_dict"]
 

@@ -12,8 +12,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..engine import Recommender
+if TYPE_CHECKING:
+    from ..engine import Recommender
+
 
 __all__ = ["ReadWriteLock", "Snapshot"]
 

@@ -13,17 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from index import IndexDirectory, StoreError
 from index.errors import NoVersionError
 
 from ..changelog import ChangeLog
 from ..embedding import Embedder
-from ..engine import Recommender
 from ..errors import NotReadyError, RecommenderError, ReloadFailedError
 from ..ranking import RankingConfig
 from ..settings import Settings
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from ..engine import Recommender
 
 __all__ = ["ReloadResult", "ServedVersion"]
 
@@ -152,6 +155,8 @@ class ServedVersion:
 
     def _open(self, name: str, old: Snapshot | None) -> tuple[Recommender, list]:
         """Load version ``name`` and replay the log on it; any failure is recorded and raised as a reload error."""
+        from ..engine import Recommender
+
         try:
             rec = Recommender.open(
                 self.directory.root,

@@ -9,13 +9,16 @@ share one log: each catches up on what the others appended before applying its o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..article import Article
 from ..changelog import ChangeLog
-from ..engine import Recommender
 from ..errors import ArticleNotFoundError
 from .snapshot import Snapshot
 from .versions import ServedVersion
+
+if TYPE_CHECKING:
+    from ..engine import Recommender
 
 __all__ = ["LiveWrites"]
 
