@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from recommender.settings import Settings, settings_error_message
 
-from .server import run
+from .server import exit_now, run
 
 if __name__ == "__main__":
     level = os.environ.get("RECOMMENDER_LOG_LEVEL", "info").lower()
@@ -25,3 +25,4 @@ if __name__ == "__main__":
         print(f"error: {settings_error_message(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     run(settings, log_level=level, access_log=os.environ.get("RECOMMENDER_ACCESS_LOG", "1") != "0")
+    exit_now(0)

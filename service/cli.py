@@ -31,10 +31,12 @@ def serve(index_dir: IndexDirOpt = None, host: HostOpt = None, port: PortOpt = N
     Example: recommender serve --index-dir /srv/related/index --port 8000
     """
     settings = settings_from(index_dir=index_dir, host=host, port=port)
+    from .server import exit_now
     from .server import run as run_server
 
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}/", err=True)
     run(lambda: run_server(settings))
+    exit_now(0)
 
 
 def demo_dir() -> Path:
@@ -77,7 +79,9 @@ def demo(
     )
     if no_serve:
         return
+    from .server import exit_now
     from .server import run as run_server
 
     typer.echo(f"\nDemo running: open {url}/  (Ctrl-C to stop)")
     run(lambda: run_server(settings))
+    exit_now(0)
