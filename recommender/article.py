@@ -37,6 +37,10 @@ KNOWN_FIELDS = (
     "tags",
     "authors",
     "language",
+    "canonical_url",
+    "image_url",
+    "image_alt",
+    "expires_at",
 )
 
 
@@ -55,6 +59,12 @@ class Article:
     tags: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     language: str | None = None
+    #: the page's canonical address, when the CMS knows it: URL lookups use it before ``url``
+    canonical_url: str | None = None
+    image_url: str | None = None
+    image_alt: str = ""
+    #: after this time the article is no longer recommended (it can still be read and have related articles)
+    expires_at: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +82,15 @@ class Article:
             "authors": list(self.authors),
             "language": self.language,
         }
+        # Written only when set, so exports and logs of articles without them stay as they were.
+        if self.canonical_url:
+            out["canonical_url"] = self.canonical_url
+        if self.image_url:
+            out["image_url"] = self.image_url
+        if self.image_alt:
+            out["image_alt"] = self.image_alt
+        if self.expires_at:
+            out["expires_at"] = format_datetime(self.expires_at)
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
@@ -251,5 +270,9 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
         tags=tags,
         authors=authors,
         language=_optional_text(record, "language"),
+        canonical_url=check_http_url(_optional_text(record, "canonical_url"), "canonical_url"),
+        image_url=check_http_url(_optional_text(record, "image_url"), "image_url"),
+        image_alt=(html_to_text(_text(record, "image_alt")) if clean_html else _text(record, "image_alt")).strip()[:500],
+        expires_at=parse_datetime(record.get("expires_at"), "expires_at"),
         extra=extra,
     )

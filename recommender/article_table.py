@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from .article import Article, parse_article, parse_datetime
+from .urls import DEFAULT_TRACKING_PARAMS, normalize_url
 
 __all__ = ["ArticleTable", "Columns", "read_article_hashes", "write_article_table"]
 
@@ -36,24 +37,52 @@ def _lower(value: Any) -> str | None:
     return sys.intern(value.strip().lower()) if isinstance(value, str) and value.strip() else None
 
 
+def _epoch(value: Any, field: str) -> float:
+    when = parse_datetime(value, field) if value else None
+    return when.timestamp() if when else np.nan
+
+
 class Columns:
-    """Per-position arrays the catalog filters and ranks on."""
+    """Per-position arrays the catalog filters and ranks on, and each article's URL key (lookups by URL)."""
 
     def __init__(self, n: int) -> None:
         self.published = np.full(n, np.nan, dtype=np.float64)
+        self.expires = np.full(n, np.nan, dtype=np.float64)
         self.sections = np.empty(n, dtype=object)
         self.languages = np.empty(n, dtype=object)
+        self.url_keys = np.empty(n, dtype=object)
         self.tags: list[frozenset[str]] = [frozenset()] * n
         self._tagsets: dict[frozenset[str], frozenset[str]] = {}
 
-    def set(self, pos: int, published: Any, section: Any, language: Any, tags: Any) -> None:
-        when = parse_datetime(published, "published_at") if published else None
-        self.published[pos] = when.timestamp() if when else np.nan
-        self.sections[pos] = _lower(section)
-        self.languages[pos] = _lower(language)
+    def set(self, pos: int, row: Any, tracking: Sequence[str]) -> None:
+        """Fill position ``pos`` from an :class:`Article` or a raw record of the version's file."""
+        get = (lambda name: getattr(row, name, None)) if isinstance(row, Article) else row.get
+        self.published[pos] = _epoch(get("published_at"), "published_at")
+        self.expires[pos] = _epoch(get("expires_at"), "expires_at")
+        self.sections[pos] = _lower(get("section"))
+        self.languages[pos] = _lower(get("language"))
+        self.url_keys[pos] = url_key(get("canonical_url") or get("url"), tracking)
+        tags = get("tags")
         if tags:
             key = frozenset(t.lower() for t in tags if isinstance(t, str))
             self.tags[pos] = self._tagsets.setdefault(key, key)
+
+    def grown(self, extra: int) -> Columns:
+        """A copy with ``extra`` empty positions at the end (tag sets still shared)."""
+        out = Columns(0)
+        out.published = np.append(self.published, np.full(extra, np.nan))
+        out.expires = np.append(self.expires, np.full(extra, np.nan))
+        out.sections = np.append(self.sections, np.full(extra, None, dtype=object))
+        out.languages = np.append(self.languages, np.full(extra, None, dtype=object))
+        out.url_keys = np.append(self.url_keys, np.full(extra, None, dtype=object))
+        out.tags = [*self.tags, *([frozenset()] * extra)]
+        out._tagsets = self._tagsets
+        return out
+
+
+def url_key(url: Any, tracking: Sequence[str]) -> str | None:
+    """The lookup key of an article's URL (see :func:`recommender.urls.normalize_url`)."""
+    return sys.intern(key) if isinstance(url, str) and (key := normalize_url(url, tracking)) else None
 
 
 def _loads(line: bytes) -> dict[str, Any]:
@@ -76,6 +105,7 @@ class ArticleTable(Sequence[Article]):
         offsets: np.ndarray | None = None,
         resident: Sequence[Article] = (),
         live: tuple[Article, ...] = (),
+        tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS,
     ) -> None:
         self.ids = ids
         self.titles = titles
@@ -85,19 +115,25 @@ class ArticleTable(Sequence[Article]):
         self._resident = resident
         self.base_count = len(ids) - len(live)
         self._live = live
+        #: the tracking parameters URL keys were made with (the version's: a lookup must normalise the same way)
+        self.tracking = tuple(tracking)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, columns_path: Path | None = None) -> ArticleTable:
+    def open(
+        cls, path: Path, columns_path: Path | None = None, *, tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS
+    ) -> ArticleTable:
         """A version's ``articles.jsonl``, indexed from its Arrow columns file when there is one, else by one
         parsing pass for offsets, ids, titles and columns."""
         with open(path, "rb") as fh:
             size = fh.seek(0, 2)
             source = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         if source is None:
-            return cls([], [], Columns(0), offsets=np.zeros(1, dtype=np.int64))
+            return cls([], [], Columns(0), offsets=np.zeros(1, dtype=np.int64), tracking=tracking)
         if columns_path is not None and columns_path.exists():
-            return cls._from_arrow(columns_path, source, size)
+            table = cls._from_arrow(columns_path, source, size, tracking)
+            if table is not None:
+                return table
         ends = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 10) + 1
         if len(ends) == 0 or ends[-1] != size:  # a last line without its newline
             ends = np.append(ends, size)
@@ -110,18 +146,22 @@ class ArticleTable(Sequence[Article]):
             record = _loads(source[offsets[pos] : offsets[pos + 1]])
             ids[pos] = record["id"]
             titles[pos] = record.get("title") or ""
-            columns.set(pos, record.get("published_at"), record.get("section"), record.get("language"), record.get("tags"))
-        return cls(ids, titles, columns, source=source, offsets=offsets)
+            columns.set(pos, record, tracking)
+        return cls(ids, titles, columns, source=source, offsets=offsets, tracking=tracking)
 
     @classmethod
-    def _from_arrow(cls, path: Path, source: mmap.mmap, size: int) -> ArticleTable:
+    def _from_arrow(cls, path: Path, source: mmap.mmap, size: int, tracking: Sequence[str]) -> ArticleTable | None:
         import pyarrow as pa
 
         with pa.memory_map(str(path), "r") as mapped:
             table = pa.ipc.open_file(mapped).read_all()
+        if "url_key" not in table.column_names:  # written before URL lookups: parse the lines instead
+            return None
         n = table.num_rows
         columns = Columns(n)
         columns.published = table.column("published").to_numpy(zero_copy_only=False).astype(np.float64)
+        columns.expires = table.column("expires").to_numpy(zero_copy_only=False).astype(np.float64)
+        columns.url_keys[:] = [sys.intern(v) if v else None for v in table.column("url_key").to_pylist()]
         intern = sys.intern
         columns.sections[:] = [intern(v) if v else None for v in table.column("section").to_pylist()]
         columns.languages[:] = [intern(v) if v else None for v in table.column("language").to_pylist()]
@@ -130,15 +170,16 @@ class ArticleTable(Sequence[Article]):
         offsets = np.append(table.column("offset").to_numpy(), size).astype(np.int64)
         ids = table.column("id").to_pylist()
         titles = table.column("title").to_pylist()
-        return cls(ids, titles, columns, source=source, offsets=offsets)
+        return cls(ids, titles, columns, source=source, offsets=offsets, tracking=tracking)
 
     @classmethod
-    def from_articles(cls, articles: Sequence[Article]) -> ArticleTable:
+    def from_articles(cls, articles: Sequence[Article], *, tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS) -> ArticleTable:
         """A table held in memory (a version being built, tests)."""
         columns = Columns(len(articles))
         for pos, a in enumerate(articles):
-            columns.set(pos, a.published_at, a.section, a.language, a.tags)
-        return cls([a.id for a in articles], [a.title for a in articles], columns, resident=list(articles))
+            columns.set(pos, a, tracking)
+        ids, titles = [a.id for a in articles], [a.title for a in articles]
+        return cls(ids, titles, columns, resident=list(articles), tracking=tracking)
 
     def appended(self, article: Article) -> ArticleTable:
         """A new table with ``article`` at the next position (the base is shared, not copied)."""
@@ -146,15 +187,10 @@ class ArticleTable(Sequence[Article]):
 
     def appended_many(self, articles: Sequence[Article]) -> ArticleTable:
         """A new table with ``articles`` at the next positions: one copy of the columns for the whole batch."""
-        n, extra = len(self.ids), len(articles)
-        columns = Columns(0)
-        columns.published = np.append(self.columns.published, np.full(extra, np.nan))
-        columns.sections = np.append(self.columns.sections, np.full(extra, None, dtype=object))
-        columns.languages = np.append(self.columns.languages, np.full(extra, None, dtype=object))
-        columns.tags = [*self.columns.tags, *([frozenset()] * extra)]
-        columns._tagsets = self.columns._tagsets
+        n = len(self.ids)
+        columns = self.columns.grown(len(articles))
         for i, article in enumerate(articles):
-            columns.set(n + i, article.published_at, article.section, article.language, article.tags)
+            columns.set(n + i, article, self.tracking)
         return ArticleTable(
             [*self.ids, *(a.id for a in articles)],
             [*self.titles, *(a.title for a in articles)],
@@ -163,6 +199,7 @@ class ArticleTable(Sequence[Article]):
             offsets=self._offsets,
             resident=self._resident,
             live=(*self._live, *articles),
+            tracking=self.tracking,
         )
 
     # -- access -------------------------------------------------------------------------------------
@@ -188,7 +225,13 @@ class ArticleTable(Sequence[Article]):
             yield self[pos]
 
 
-def write_article_table(fh: BinaryIO, columns_fh: BinaryIO, articles: Sequence[Article], hashes: Sequence[str]) -> None:
+def write_article_table(
+    fh: BinaryIO,
+    columns_fh: BinaryIO,
+    articles: Sequence[Article],
+    hashes: Sequence[str],
+    tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS,
+) -> None:
     """One JSON line per article (with its content hash, for incremental builds) and the Arrow columns file that
     lets :meth:`ArticleTable.open` skip parsing them."""
     import pyarrow as pa
@@ -207,6 +250,8 @@ def write_article_table(fh: BinaryIO, columns_fh: BinaryIO, articles: Sequence[A
             "id": pa.array([a.id for a in articles], pa.string()),
             "title": pa.array([a.title for a in articles], pa.string()),
             "published": pa.array([a.published_at.timestamp() if a.published_at else np.nan for a in articles], pa.float64()),
+            "expires": pa.array([a.expires_at.timestamp() if a.expires_at else np.nan for a in articles], pa.float64()),
+            "url_key": pa.array([url_key(a.canonical_url or a.url, tracking) for a in articles], pa.string()),
             "section": pa.array([_lower(a.section) for a in articles], pa.string()),
             "language": pa.array([_lower(a.language) for a in articles], pa.string()),
             "tags": pa.array([sorted({t.lower() for t in a.tags}) for a in articles], pa.list_(pa.string())),

@@ -44,6 +44,7 @@ class Catalog:
         self._live_cache: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
         self.positions: dict[str, int] = {article_id: i for i, article_id in enumerate(self.articles.ids)}
         self.alive = np.ones(self.base_count, dtype=bool)
+        self._urls: dict[str, int] | None = None  # URL key -> position, built on the first lookup
 
     # Columns of the article table (grown together by ``add``, one atomic swap of the table).
     @property
@@ -81,6 +82,13 @@ class Catalog:
     def get(self, article_id: str) -> Article | None:
         pos = self.positions.get(article_id)
         return self.articles[pos] if pos is not None else None
+
+    def url_position(self, key: str) -> int | None:
+        """The live article whose URL key is ``key`` (of several, the last one added wins)."""
+        if self._urls is None:
+            keys, alive = self.articles.columns.url_keys, self.alive
+            self._urls = {key: pos for pos, key in enumerate(keys[: len(alive)]) if key is not None and alive[pos]}
+        return self._urls.get(key)
 
     def live_positions(self) -> np.ndarray:
         return np.flatnonzero(self.alive[self.base_count :]) + self.base_count
@@ -228,10 +236,19 @@ class Catalog:
             newest[article.id] = start + offset
         self.alive = alive
         self.positions.update(newest)
+        if self._urls is not None:
+            keys = self.articles.columns.url_keys
+            self._urls = {key: pos for key, pos in self._urls.items() if alive[pos]}
+            for pos in newest.values():
+                if keys[pos] is not None:
+                    self._urls[keys[pos]] = pos
 
     def remove(self, article_id: str) -> bool:
         pos = self.positions.pop(article_id, None)
         if pos is None:
             return False
         self.alive[pos] = False
+        key = self.articles.columns.url_keys[pos]
+        if self._urls is not None and key is not None and self._urls.get(key) == pos:
+            del self._urls[key]
         return True

@@ -38,9 +38,10 @@ import numpy as np
 from index.persist import atomic_write_bytes, atomic_writer
 
 from .article import Article, parse_article
+from .editorial import Editorial, EditorialChange
 from .errors import FieldError, LiveWriteError, StorageFullError
 
-__all__ = ["CHANGELOG_FILE", "DAMAGED_DIR", "Change", "ChangeLog", "Damage", "fold", "latest"]
+__all__ = ["CHANGELOG_FILE", "DAMAGED_DIR", "Change", "ChangeLog", "Damage", "fold", "fold_editorial", "latest"]
 
 logger = logging.getLogger(__name__)
 CHANGELOG_FILE = "live/wal.jsonl"
@@ -56,13 +57,14 @@ class Change:
     An upsert may carry ``vector`` and ``signature`` (made under ``embedding``, a version's embedding key)."""
 
     seq: int
-    op: str  # "upsert" | "delete" | "mark"
-    article_id: str
+    op: str  # "upsert" | "delete" | "editorial" | "mark"
+    article_id: str  # for an editorial change: its key (what it is about)
     article: Article | None
     at: float
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     signature: np.ndarray | None = field(default=None, compare=False, repr=False)
     embedding: str | None = None
+    editorial: EditorialChange | None = None
 
 
 @dataclass(frozen=True)
@@ -78,24 +80,32 @@ class Damage:
         return {"line": self.line, "offset": self.offset, "reason": self.reason, "kept_at": self.kept_at}
 
 
-def latest(changes: Iterable[Change]) -> dict[str, Change]:
-    """The last change of each article id, in log order: the one rule by which the log is read, by a build that
-    folds it into a version and by a service that replays it on top of one."""
-    final: dict[str, Change] = {}
+def latest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
+    """The last change of each article id (and of each editorial key), in log order: the one rule by which the log
+    is read, by a build that folds it into a version and by a service that replays it on top of one."""
+    final: dict[tuple[str, str], Change] = {}
     for change in changes:
-        final.pop(change.article_id, None)  # re-insert: the dict's order is the order of each id's last change
-        final[change.article_id] = change
+        key = ("editorial" if change.op == "editorial" else "article", change.article_id)
+        final.pop(key, None)  # re-insert: the dict's order is the order of each key's last change
+        final[key] = change
     return final
 
 
 def fold(articles: Iterable[Article], changes: Iterable[Change]) -> list[Article]:
     """``articles`` (an export) with ``changes`` applied: upserts replace or add, deletes remove."""
     by_id = {a.id: a for a in articles}
-    for article_id, change in latest(changes).items():
+    for (kind, article_id), change in latest(changes).items():
+        if kind != "article":
+            continue
         by_id.pop(article_id, None)
         if change.op == "upsert" and change.article is not None:
             by_id[article_id] = change.article
     return list(by_id.values())
+
+
+def fold_editorial(editorial: Editorial, changes: Iterable[Change]) -> Editorial:
+    """``editorial`` with the logged editorial changes applied, in log order."""
+    return editorial.applied(c.editorial for c in changes if c.op == "editorial" and c.editorial is not None)
 
 
 def _array(text: Any, dtype: Any) -> np.ndarray | None:
@@ -110,9 +120,10 @@ def _encode(array: np.ndarray, dtype: Any) -> str:
 
 def _parse(data: Any) -> Change:
     op = data["op"]
-    if op not in ("upsert", "delete", "mark"):
+    if op not in ("upsert", "delete", "editorial", "mark"):
         raise ValueError(f"unknown op {op!r}")
     article = parse_article(data["article"], clean_html=False) if op == "upsert" else None
+    editorial = EditorialChange.from_dict(data["editorial"]) if op == "editorial" else None
     return Change(
         int(data["seq"]),
         op,
@@ -122,6 +133,7 @@ def _parse(data: Any) -> Change:
         vector=_array(data.get("vector"), "<f4"),
         signature=_array(data.get("signature"), "<u4"),
         embedding=data.get("embedding") if isinstance(data.get("embedding"), str) else None,
+        editorial=editorial,
     )
 
 
@@ -259,6 +271,9 @@ class ChangeLog:
         if vector is not None and signature is not None and embedding is not None:
             record.update(vector=_encode(vector, "<f4"), signature=_encode(signature, "<u4"), embedding=embedding)
         return self._append(record)
+
+    def append_editorial(self, change: EditorialChange) -> int:
+        return self._append({"op": "editorial", "id": change.key, "editorial": change.to_dict()})
 
     def append_delete(self, article_id: str) -> int:
         return self._append({"op": "delete", "id": article_id})

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from index import IndexDirectory, Manifest, VectorStore
 
-from .article import Article, format_datetime
+from .article import Article
+from .box import PINNED, Related, Unrecommendable, pinned_positions
 from .candidates import Filters, RankedItem, Source
 from .catalog import Catalog
 from .changelog import Change, latest
@@ -25,7 +26,8 @@ from .errors import ArticleNotFoundError, ConfigurationError, DamagedIndexError
 from .lexical import LexicalModel
 from .ranking import RankingConfig, rank
 from .text import embedding_text, lexical_text
-from .urls import served_url
+from .editorial import Editorial, EditorialChange
+from .urls import normalize_url
 from .version_files import read_version
 
 __all__ = ["Recommender", "Related"]
@@ -36,25 +38,6 @@ logger = logging.getLogger(__name__)
 #: 10-30 thousand characters).
 DRAFT_TEXT_LIMIT = 40_000
 _EXHAUSTIVE_LIMIT = 50_000  # below this many eligible articles, score them all rather than widen a search
-
-
-@dataclass
-class Related:
-    article: Article
-    score: float
-    reasons: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        a = self.article
-        return {
-            "id": a.id,
-            "title": a.title,
-            "url": served_url(a.url),
-            "published_at": format_datetime(a.published_at),
-            "section": a.section,
-            "score": round(self.score, 6),
-            "reasons": self.reasons,
-        }
 
 
 def _check_scores(path: Path, cosines: np.ndarray) -> None:
@@ -83,6 +66,7 @@ class Recommender:
         neighbors: dict[str, np.ndarray],
         config: RankingConfig,
         embedder: Embedder | Callable[[], Embedder] | None = None,
+        editorial: Editorial | None = None,
     ) -> None:
         self.version = version
         self.path = path
@@ -93,6 +77,9 @@ class Recommender:
         self.neighbors = neighbors
         self.config = config
         self._embedder = embedder
+        #: pins and blocks (the version's, with live editorial changes applied)
+        self.editorial = editorial or Editorial()
+        self._unrecommendable = Unrecommendable()
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
         self.lead_words = int(manifest.extra.get("lead_words", 120))
         #: articles the last :meth:`prepare` (and the last :meth:`replay`) had to embed: the rest had vectors
@@ -145,6 +132,7 @@ class Recommender:
             neighbors=loaded.neighbors,
             config=config or RankingConfig(),
             embedder=embedder,
+            editorial=loaded.editorial,
         )
 
     @property
@@ -182,8 +170,18 @@ class Recommender:
         source = self.catalog.source(pos)
         query_lex = self.catalog.lexical_rows(np.array([pos]))
         return self._related(
-            source, query_lex, k, filters or Filters(), overrides, exclude=[pos], precomputed=pos, source_article=lambda: self.catalog.articles[pos]
-        )
+            source, query_lex, k, filters or Filters(), overrides, exclude=[pos], precomputed=pos,
+            source_article=lambda: self.catalog.articles[pos], source_id=article_id,
+        )  # fmt: skip
+
+    def resolve_url(self, url: str) -> str:
+        """The id of the article at ``url`` (its ``canonical_url`` or ``url``, normalised the way this version
+        was built: tracking parameters, AMP variants, case, ports and slashes do not matter)."""
+        key = normalize_url(url, self.catalog.articles.tracking)
+        pos = self.catalog.url_position(key) if key else None
+        if pos is None:
+            raise ArticleNotFoundError(key or url, what="no article with URL")
+        return self.catalog.articles.ids[pos]
 
     def related_to_article(self, draft: Article, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
         """For a draft or an article not yet indexed: embed it now (needs the model).
@@ -202,7 +200,10 @@ class Recommender:
         )
         query_lex = self.lexical.transform([lexical_text(draft)])
         own = self.catalog.position(draft.id)
-        return self._related(source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [], source_article=lambda: draft)
+        return self._related(
+            source, query_lex, k, filters or Filters(), overrides, exclude=[own] if own is not None else [],
+            source_article=lambda: draft, source_id=draft.id if own is not None else None,
+        )  # fmt: skip
 
     def _candidate_pool(self, source: Source, query_lex: sp.csr_matrix, n: int, precomputed: int | None) -> np.ndarray:
         """First round for an indexed article: its precomputed lists (a lookup). Otherwise, or when a
@@ -237,6 +238,7 @@ class Recommender:
         exclude: list[int],
         source_article: Callable[[], Article],
         precomputed: int | None = None,
+        source_id: str | None = None,
     ) -> list[Related]:
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -250,7 +252,14 @@ class Recommender:
             until = min(filter(None, [filters.until, centre + window]))
             filters = Filters(filters.sections, filters.exclude_sections, filters.tags, filters.language, filters.exclude_ids, since, until)
         catalog = self.catalog
-        mask = catalog.eligible(filters, exclude) if (filters.active or filters.exclude_ids) else None
+        blocked = self._unrecommendable.mask(catalog, self.editorial)
+        if source_id is not None:  # articles editors never want shown with this one
+            exclude = exclude + [p for p in map(catalog.position, self.editorial.blocked_with(source_id)) if p is not None]
+        restricted = filters.active or filters.exclude_ids or blocked is not None or len(exclude) > 1
+        mask = catalog.eligible(filters, exclude) if restricted else None
+        if mask is not None and blocked is not None:
+            mask &= ~blocked[: len(mask)]
+        pins = self._pins(source_id, filters, exclude, blocked)
         n = max(config.candidates, 2 * k)
         story = self._story_shingles(source_article)
         while True:
@@ -273,8 +282,28 @@ class Recommender:
                 jaccard=lambda a, b: shingle_jaccard(story(a if a < 0 else int(candidates.positions[a])), story(int(candidates.positions[b]))),  # noqa: B023
             )
             if len(items) >= k or exhaustive:
-                return [self._to_related(item) for item in items]
+                ranked = [self._to_related(item) for item in items]
+                return self._with_pins(pins, ranked, source, query_lex, config, k)
             n = max(n * 4, 4 * config.candidates)
+
+    def _pins(self, source_id: str | None, filters: Filters, exclude: list[int], blocked: np.ndarray | None) -> list[int]:
+        if source_id is None or not self.editorial.pins_for(source_id):
+            return []
+        eligible = self.catalog.eligible(filters, exclude)
+        return pinned_positions(self.catalog, self.editorial, source_id, eligible, blocked)
+
+    def _with_pins(
+        self, pins: list[int], ranked: list[Related], source: Source, query_lex: sp.csr_matrix, config: RankingConfig, k: int
+    ) -> list[Related]:
+        """Pinned articles first (scored like any candidate, reason ``pinned``), then the ranked ones, k in all."""
+        if not pins:
+            return ranked
+        pinned = self.catalog.gather(np.asarray(pins, dtype=np.int64), source, query_lex)
+        w = config.semantic_weight
+        scores = w * pinned.semantic + (1.0 - w) * pinned.lexical
+        items = [Related(self.catalog.articles[p], float(sc), [dict(PINNED)]) for p, sc in zip(pins, scores)]
+        ids = {r.article.id for r in items}
+        return (items + [r for r in ranked if r.article.id not in ids])[:k]
 
     def _story_shingles(self, source_article: Callable[[], Article]) -> Callable[[int], frozenset[bytes]]:
         """Shingle sets by catalog position (``-1`` = the source) for one request, kept across widening rounds:
@@ -403,8 +432,15 @@ class Recommender:
         for e in final.values():
             if e.op == "delete":
                 self.delete(e.article_id)
+            elif e.op == "editorial" and e.editorial is not None:
+                self.editorial = self.editorial.apply(e.editorial)
         self.replay_embedded = self.last_embedded if upserts else 0
         return len(final)
+
+    def change_editorial(self, change: EditorialChange) -> Editorial:
+        """Apply one editorial change (pins, blocks) at once; returns the new state."""
+        self.editorial = self.editorial.apply(change)
+        return self.editorial
 
     def delete(self, article_id: str) -> bool:
         return self.catalog.remove(article_id)

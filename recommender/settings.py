@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .embedding import BACKENDS, DEFAULT_MODEL
 from .options import numbers_from_text
+from .urls import DEFAULT_TRACKING_PARAMS
 from .settings_errors import settings_error_message
 from .ranking import RankingConfig
 from .text import TEXT_STRATEGIES
@@ -41,6 +42,14 @@ class Settings(BaseSettings):
         True, description="Use the body's first line as title when a row has none (counted in the report); false rejects such rows."
     )
     keep_versions: int = Field(5, ge=1, description="Published versions kept by gc.")
+    editorial_file: Path | None = Field(
+        None, description="Editorial pins and blocks for the build; unset: an editorial.json beside the export if "
+        "there is one, else the published version's.",
+    )
+    tracking_params: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TRACKING_PARAMS),
+        description="Query parameters URL lookups ignore (a trailing * matches a prefix), e.g. utm_*, fbclid.",
+    )
     index_type: str = Field("auto", description="auto, flat, hnsw, ivf, hnsw_sq8 or ivf_sq8.")
     exact_threshold: int = Field(200_000, ge=0, description="auto: exact search up to this many articles.")
     recall_floor: float = Field(0.95, ge=0.0, le=1.0, description="Fail the build when approximate recall@10 is lower.")

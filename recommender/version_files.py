@@ -16,15 +16,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from index import Manifest, ManifestError, StoreError, VectorStore, atomic_save_npy, atomic_writer
+from index import Manifest, ManifestError, StoreError, VectorStore, atomic_save_npy, atomic_write_json, atomic_writer
 
 from .article import Article
 from .article_table import ArticleTable, read_article_hashes, write_article_table
+from .editorial import Editorial, read_editorial
 from .lexical import LexicalModel
+from .urls import DEFAULT_TRACKING_PARAMS
 
 __all__ = [
     "ARTICLES_FILE",
     "COLUMNS_FILE",
+    "EDITORIAL_FILE",
     "NEIGHBORS_FILES",
     "REPORT_FILE",
     "SIGNATURES_FILE",
@@ -33,10 +36,12 @@ __all__ = [
     "read_build_report",
     "read_reusable",
     "read_version",
+    "tracking_of",
     "write_version",
 ]
 
 ARTICLES_FILE = "articles.jsonl"
+EDITORIAL_FILE = "editorial.json"
 COLUMNS_FILE = "articles.arrow"
 SIGNATURES_FILE = "signatures.npy"
 NEIGHBORS_FILES = {"semantic": "neighbors_semantic.npy", "lexical": "neighbors_lexical.npy"}
@@ -52,19 +57,31 @@ def write_version(
     hashes: Sequence[str],
     signatures: np.ndarray,
     neighbors: dict[str, np.ndarray],
+    tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS,
+    editorial: Editorial | None = None,
 ) -> list[str]:
-    """Write every data file of a version into ``staged``; returns their names (the manifest records each)."""
+    """Write every data file of a version into ``staged``; returns their names (the manifest records each).
+    ``tracking``: the query parameters URL keys leave out (recorded in the manifest by the build: lookups in this
+    version normalise URLs the same way)."""
     files = store.save(staged)
     files += lexical.save(staged)
     with atomic_writer(staged / ARTICLES_FILE) as fh, atomic_writer(staged / COLUMNS_FILE) as columns:
-        write_article_table(fh, columns, articles, hashes)
+        write_article_table(fh, columns, articles, hashes, tracking)
     files += [ARTICLES_FILE, COLUMNS_FILE]
     atomic_save_npy(staged / SIGNATURES_FILE, signatures)
     files.append(SIGNATURES_FILE)
     for kind, name in NEIGHBORS_FILES.items():
         atomic_save_npy(staged / name, neighbors[kind])
         files.append(name)
+    atomic_write_json(staged / EDITORIAL_FILE, (editorial or Editorial()).to_dict())
+    files.append(EDITORIAL_FILE)
     return files
+
+
+def tracking_of(manifest: Manifest) -> tuple[str, ...]:
+    """The tracking parameters a version's URL keys were made without."""
+    saved = (manifest.extra.get("urls") or {}).get("tracking_params")
+    return tuple(saved) if isinstance(saved, list) else DEFAULT_TRACKING_PARAMS
 
 
 @dataclass
@@ -78,6 +95,7 @@ class LoadedVersion:
     signatures: np.ndarray
     lexical: LexicalModel
     neighbors: dict[str, np.ndarray]
+    editorial: Editorial
 
 
 def read_version(path: Path, *, mmap: bool = False, verify_digests: bool = False) -> LoadedVersion:
@@ -89,17 +107,18 @@ def read_version(path: Path, *, mmap: bool = False, verify_digests: bool = False
     try:
         store = VectorStore.load(path, index_type=manifest.index_type, mmap=mmap)
         columns = path / COLUMNS_FILE if COLUMNS_FILE in manifest.files else None
-        articles = ArticleTable.open(path / ARTICLES_FILE, columns)
+        articles = ArticleTable.open(path / ARTICLES_FILE, columns, tracking=tracking_of(manifest))
         signatures = np.load(path / SIGNATURES_FILE, mmap_mode=mode)
         lexical = LexicalModel.load(path, mmap=mmap)
         neighbors = {kind: np.load(path / name, mmap_mode=mode) for kind, name in NEIGHBORS_FILES.items()}
+        editorial = read_editorial(path / EDITORIAL_FILE) if EDITORIAL_FILE in manifest.files else Editorial()
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         # Damaged files fail in many ways (a bad CRC in the TF-IDF matrix is a BadZipFile): all mean the same.
         raise ManifestError(f"{path}: version unreadable: {exc}") from None
     if articles.ids != store.ids:
         raise StoreError(f"{path}: articles and vectors are out of step")
     articles.ids = store.ids  # one list of id strings for both, not two
-    return LoadedVersion(path, manifest, store, articles, signatures, lexical, neighbors)
+    return LoadedVersion(path, manifest, store, articles, signatures, lexical, neighbors, editorial)
 
 
 @dataclass

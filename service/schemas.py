@@ -48,7 +48,8 @@ class ErrorResponse(BaseModel):
 class Reason(BaseModel):
     """Why an item is related; render each as a chip. Known types and their fields:
     ``shared_terms`` (terms), ``shared_tags`` (tags), ``same_section`` (section),
-    ``similar_meaning`` (score), ``published_gap`` (days, negative = before the source)."""
+    ``similar_meaning`` (score), ``published_gap`` (days, negative = before the source), ``pinned`` (an editor
+    pinned it for this article)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -58,9 +59,11 @@ class Reason(BaseModel):
 class RelatedItem(BaseModel):
     id: str
     title: str
-    url: str | None
+    url: str | None = Field(description="http(s) only; null when the article has none.")
     published_at: str | None = Field(description="ISO-8601, UTC.")
     section: str | None
+    image_url: str | None = Field(None, description="http(s) only; null when the article has none.")
+    image_alt: str | None = Field(None, description="The image's text alternative, when the CMS gave one.")
     score: float
     reasons: list[Reason]
 

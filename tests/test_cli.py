@@ -72,7 +72,7 @@ def test_related_unknown_article(demo_index):
         (["related", "demo-006", "--window", "0"], None, "error: Invalid value for '--window': Input should be greater than 0"),
         (["related", "demo-006", "--window", "inf"], None, "error: Invalid value for '--window': Input should be a finite number"),
         (["related", "demo-006", "--bogus"], None, "error: No such option: --bogus"),
-        (["related"], None, "error: Missing argument 'ID'."),
+        (["related"], None, "error: Invalid value for 'ID' / '--url': give an article ID or --url URL (one of them)"),
         (["related", "demo-006"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
         (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of float32, bf16"),
         (["related", "demo-006"], {"RECOMMENDER_RANKING__DIVERSITY": "2"}, "error: RECOMMENDER_RANKING: diversity: Input should be less than or equal to 1"),

@@ -30,6 +30,10 @@ class BuildReport:
     #: ``lexical_exact_threshold`` and common terms are capped; None = exact)
     lexical_recall_at_10: float | None = None
     rejects_file: str | None = None
+    #: the editorial.json beside the export the build read (None: settings' file or the previous version's)
+    editorial_file: str | None = None
+    #: up to ten URL keys shared by several articles, with (up to five of) their ids
+    duplicate_urls: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     removed_versions: list[str] = field(default_factory=list)
@@ -40,7 +44,10 @@ class BuildReport:
 
     def summary(self) -> str:
         c = self.counts
-        shown = ("articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates", "derived_titles", "resumed")
+        shown = (
+            "articles", "new", "changed", "unchanged", "removed", "rejected", "duplicates", "duplicate_urls",
+            "derived_titles", "resumed",
+        )  # fmt: skip
         parts = [f"{k} {c[k]}" for k in shown if c.get(k) or k == "articles"]
         total = sum(self.timings.values())
         rate = self.throughput.get("articles_per_s")

@@ -21,16 +21,18 @@ import numpy as np
 from index import IndexDirectory, IndexSpec, Manifest, NoVersionError, VectorStore, atomic_write_json
 
 from ..article import Article
-from ..changelog import ChangeLog, fold
+from ..article_table import url_key
+from ..changelog import ChangeLog, fold, fold_editorial
 from ..checkpoint import EmbeddingCheckpoint
 from ..dedup import SIGNATURE_SCHEME, dedup_text, minhash_signatures
+from ..editorial import Editorial, read_editorial
 from ..errors import ValidationFailedError
 from ..lexical import LexicalModel, lexical_neighbors, lexical_recall
 from ..loading import check_rejects, load_articles
 from ..settings import Settings
 from ..text import embedding_text, lexical_text
 from ..version import __version__
-from ..version_files import REPORT_FILE, Reusable, read_reusable, write_version
+from ..version_files import EDITORIAL_FILE, REPORT_FILE, Reusable, read_reusable, write_version
 from .report import BuildReport
 
 if TYPE_CHECKING:  # without importing torch at module load
@@ -63,6 +65,7 @@ class BuildState:
     hashes: list[str] = field(default_factory=list)
     wal_seq: int = 0
     live_changes: int = 0
+    editorial: Editorial = field(default_factory=Editorial)
     # reuse and embed
     key: dict[str, Any] = field(default_factory=dict)
     previous: Path | None = None
@@ -109,11 +112,52 @@ def load(state: BuildState) -> None:
     check_rejects(loaded, settings.max_reject_share, rejects_path)
     changes, state.wal_seq = ChangeLog(state.directory.root).snapshot()
     state.articles = fold(loaded.articles, changes) if changes else loaded.articles
+    state.editorial = fold_editorial(_base_editorial(state), changes)
+    report.counts["pins"] = len(state.editorial.pins)
+    report.counts["blocks"] = len(state.editorial.blocked_ids) + len(state.editorial.blocked_sections) + len(
+        state.editorial.blocked_pairs
+    )
     state.live_changes = len(changes)
     report.counts["live_changes"] = len(changes)
     state.ids = [a.id for a in state.articles]
     state.hashes = [a.content_hash() for a in state.articles]
     report.counts["articles"] = len(state.articles)
+    _count_duplicate_urls(state)
+
+
+def _base_editorial(state: BuildState) -> Editorial:
+    """The editorial state before this build's logged changes: the settings' file, else an ``editorial.json``
+    beside the (first) export, else the published version's."""
+    if state.settings.editorial_file is not None:
+        return read_editorial(state.settings.editorial_file)
+    first = Path(state.sources[0]) if state.sources else None
+    if first is not None:
+        beside = (first if first.is_dir() else first.parent) / "editorial.json"
+        if beside.is_file():
+            state.report.editorial_file = str(beside)
+            return read_editorial(beside)
+    try:
+        previous = state.directory.current_path() / EDITORIAL_FILE
+    except NoVersionError:
+        return Editorial()
+    return read_editorial(previous) if previous.is_file() else Editorial()
+
+
+def _count_duplicate_urls(state: BuildState) -> None:
+    """Articles whose URLs normalise to the same key: a lookup by URL finds only one of them (the last)."""
+    by_key: dict[str, list[str]] = {}
+    for article in state.articles:
+        key = url_key(article.canonical_url or article.url, state.settings.tracking_params)
+        if key is not None:
+            by_key.setdefault(key, []).append(article.id)
+    shared = {key: ids for key, ids in by_key.items() if len(ids) > 1}
+    state.report.counts["duplicate_urls"] = sum(len(ids) for ids in shared.values())
+    state.report.duplicate_urls = [{"url": key, "ids": ids[:5]} for key, ids in list(shared.items())[:10]]
+    if shared:
+        logger.warning(
+            "%d articles share a URL with another (e.g. %s: %s); a lookup by URL finds the last one",
+            state.report.counts["duplicate_urls"], next(iter(shared)), ", ".join(next(iter(shared.values()))[:3]),
+        )  # fmt: skip
 
 
 def load_model(state: BuildState) -> None:
@@ -379,6 +423,8 @@ def write(state: BuildState, name: str, staged: Path) -> None:
         hashes=state.hashes,
         signatures=state.signatures,
         neighbors=state.neighbors,
+        tracking=settings.tracking_params,
+        editorial=state.editorial,
     )
     total = sum(report.timings.values())
     embed_seconds = report.timings.get("embed")
@@ -406,6 +452,7 @@ def write(state: BuildState, name: str, staged: Path) -> None:
             "lexical_recall_at_10": report.lexical_recall_at_10,
             "wal_seq": state.wal_seq,
             "signature_scheme": SIGNATURE_SCHEME,
+            "urls": {"tracking_params": list(settings.tracking_params)},
             "counts": report.counts,
         },
     )

@@ -38,7 +38,12 @@ def related_options(**flags: Any) -> RelatedOptions:
 
 
 def related(
-    article_id: Annotated[str, typer.Argument(metavar="ID", help="Id of an indexed article.", show_default=False)],
+    article_id: Annotated[
+        Optional[str], typer.Argument(metavar="ID", help="Id of an indexed article (or give --url).", show_default=False)
+    ] = None,
+    url: Annotated[
+        Optional[str], typer.Option(metavar="URL", help="The article's page URL instead of its id (any variant of it).")
+    ] = None,
     index_dir: IndexDirOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help=_help("k"))] = 6,
     section: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Only these sections (repeatable).")] = None,
@@ -59,10 +64,12 @@ def related(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the related articles of one indexed article.
+    """Print the related articles of one indexed article, by id or by URL.
 
     Example: recommender related demo-006 --index-dir ./demo-index -k 6 --window 30 --exclude demo-003 --json
     """
+    if (article_id is None) == (url is None):
+        raise typer.BadParameter("give an article ID or --url URL (one of them)", param_hint="'ID' / '--url'")
     options = related_options(
         k=k, section=section, exclude_section=exclude_section, tag=tag, since=since, until=until,
         freshness=freshness, diversity=diversity, language=language, window=window,
@@ -74,9 +81,10 @@ def related(
         from ..engine import Recommender
 
         rec = Recommender.open(settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests)
-        return rec, rec.related(article_id, options.k, filters=options.filters(), **options.overrides())
+        source_id = rec.resolve_url(url) if url is not None else article_id
+        return rec, source_id, rec.related(source_id, options.k, filters=options.filters(), **options.overrides())
 
-    rec, items = run(go)
+    rec, article_id, items = run(go)
     if as_json:
         from ..serving.payloads import related_payload
 

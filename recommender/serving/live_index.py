@@ -11,6 +11,7 @@ from typing import Any
 
 from ..article import Article, format_datetime
 from ..changelog import ChangeLog
+from ..editorial import Editorial, EditorialChange
 from ..embedding import Embedder
 from ..options import RelatedOptions
 from ..settings import Settings
@@ -121,6 +122,19 @@ class LiveIndex:
 
     def delete(self, article_id: str) -> bool:
         return self.writes.delete(article_id)
+
+    def change_editorial(self, change: EditorialChange) -> Editorial:
+        return self.writes.change_editorial(change)
+
+    def editorial(self) -> Editorial:
+        """The editorial state served now (the version's, with live changes)."""
+        return self.snapshot.recommender.editorial
+
+    def resolve_url(self, url: str) -> str:
+        """The id of the article at ``url`` (raises ArticleNotFoundError naming the normalised URL)."""
+        snap = self.snapshot
+        with snap.lock.read():
+            return snap.recommender.resolve_url(url)
 
     # -- reads -------------------------------------------------------------------------------------
     def _cached(self, snap: Snapshot, key: tuple[Hashable, ...], compute: Callable[[], dict[str, Any]]) -> RelatedResult:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..article import Article
 from ..changelog import ChangeLog
+from ..editorial import Editorial, EditorialChange
 from ..errors import ArticleNotFoundError
 from .snapshot import Snapshot
 from .versions import ServedVersion
@@ -57,6 +58,15 @@ class LiveWrites:
                 raise ArticleNotFoundError(article_id)
             seq = self.log.append_delete(article_id)
             return self._apply(snap, seq, lambda rec: rec.delete(article_id))
+
+    def change_editorial(self, change: EditorialChange) -> Editorial:
+        """Pin, unpin, block or unblock: logged and fsynced first, applied at once (every cached box changes)."""
+        with self.served.order_lock:
+            snap = self.served.snapshot
+            self._catch_up_if_grown()
+            seq = self.log.append_editorial(change)
+            self._apply(snap, seq, lambda rec: rec.change_editorial(change) is not None)
+            return snap.recommender.editorial
 
     def catch_up(self) -> int:
         """Apply log entries appended by another process (another worker) since we last looked."""

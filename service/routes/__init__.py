@@ -1,13 +1,14 @@
 """The routes of API v1, one module per audience: related (the site), articles (pickers and the page), admin
-(the CMS and operators, behind a token), ops (probes, metrics, status, the page)."""
+(the CMS and operators, behind a token), editorial (the newsroom's pins and blocks, behind the token), ops (probes,
+metrics, status, the page)."""
 
 from fastapi import APIRouter
 
 from .. import convertors  # noqa: F401 - registers the id convertors before any route is declared
-from . import admin, articles, ops, related
+from . import admin, articles, editorial, ops, related
 
 router = APIRouter()
-for module in (related, articles, admin, ops):
+for module in (related, articles, admin, editorial, ops):
     router.include_router(module.router)
 
 __all__ = ["router"]

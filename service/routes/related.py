@@ -73,6 +73,35 @@ async def related(article_id: ArticleId, request: Request) -> Response:
     return response
 
 
+@router.get(
+    "/v1/related",
+    response_model=RelatedResponse,
+    summary="Related articles for the article at a URL (the page's address, as a browser or a CMS knows it)",
+    responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}, **error_responses(404, 422, 503)},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "url",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 4096},
+                "description": "The page's URL (canonical or not: tracking parameters, AMP variants, case, default "
+                "ports, fragments and a trailing slash do not matter).",
+            },
+            *query_parameters(),
+        ]
+    },
+)
+async def related_by_url(request: Request) -> Response:
+    url = request.query_params.get("url")
+    if not url or len(url) > 4096:
+        message = "url: required" if not url else "url: at most 4096 characters"
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "url"), "msg": message.split(": ", 1)[1]}])
+    live: LiveIndex = request.app.state.live
+    article_id = live.resolve_url(url)
+    return await related(article_id, request)
+
+
 @router.post(
     "/v1/related",
     response_model=RelatedResponse,

@@ -1,0 +1,110 @@
+"""The box a reader sees, from the engine's ranked list: what editors decided (blocks, expiry, pins) applied to it.
+
+Ranking (:mod:`.ranking`) orders candidates by relevance. This module owns the rules that are not about relevance:
+an article that is blocked, in a blocked section, blocked with this source, or past its ``expires_at`` is never
+shown; pinned articles come first, in the editors' order, when they exist and pass the request's filters. Blocks
+win over pins.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .article import Article, format_datetime
+from .urls import served_url
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .editorial import Editorial
+
+__all__ = ["PINNED", "Related", "Unrecommendable"]
+
+PINNED = {"type": "pinned"}
+
+
+@dataclass
+class Related:
+    """One item of a box."""
+
+    article: Article
+    score: float
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        a = self.article
+        return {
+            "id": a.id,
+            "title": a.title,
+            "url": served_url(a.url),
+            "published_at": format_datetime(a.published_at),
+            "section": a.section,
+            "image_url": served_url(a.image_url),
+            "image_alt": a.image_alt or None,
+            "score": round(self.score, 6),
+            "reasons": self.reasons,
+        }
+
+
+class Unrecommendable:
+    """Positions never to recommend under one editorial state: blocked ids and sections, and expired articles.
+
+    Kept for one catalog size and editorial state; the expiry part is recomputed at most once a second (an
+    ``expires_at`` is honoured to the second, and a request does not pay for a full column scan)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._static: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._at = -1.0
+
+    def mask(self, catalog: Catalog, editorial: Editorial, now: float | None = None) -> np.ndarray | None:
+        """A boolean mask over the catalog's positions (True = never recommend), or None when nothing is."""
+        now = time.time() if now is None else now
+        key = (id(editorial), catalog.size, id(catalog.articles))
+        if key != self._key:
+            self._key = key
+            self._static = _blocked(catalog, editorial)
+            self._at = -1.0
+        if int(now) != self._at:
+            self._at = int(now)
+            expires = catalog.articles.columns.expires[: catalog.size]
+            with np.errstate(invalid="ignore"):
+                expired = expires <= now
+            mask = self._static | expired if self._static is not None else expired
+            self._mask = mask if mask.any() else None
+        return self._mask
+
+
+def _blocked(catalog: Catalog, editorial: Editorial) -> np.ndarray | None:
+    n = catalog.size
+    mask = np.zeros(n, dtype=bool)
+    if editorial.blocked_sections:
+        mask |= np.isin(catalog.sections[:n], list(editorial.blocked_sections))
+    for article_id in editorial.blocked_ids:
+        pos = catalog.position(article_id)
+        if pos is not None and pos < n:
+            mask[pos] = True
+    return mask if mask.any() else None
+
+
+def pinned_positions(
+    catalog: Catalog, editorial: Editorial, source_id: str | None, eligible: np.ndarray, blocked: np.ndarray | None
+) -> list[int]:
+    """Positions of the source's pinned articles that may be shown, in the editors' order: existing, alive,
+    passing the request's filters (``eligible``), not blocked (blocks win over pins) and not the source."""
+    if source_id is None:
+        return []
+    with_source = editorial.blocked_with(source_id)
+    out = []
+    for article_id in editorial.pins_for(source_id):
+        pos = catalog.position(article_id)
+        if pos is None or article_id == source_id or article_id in with_source or not eligible[pos]:
+            continue
+        if blocked is not None and blocked[pos]:
+            continue
+        out.append(pos)
+    return out
