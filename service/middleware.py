@@ -69,7 +69,9 @@ class SecurityHeadersMiddleware:
     """``X-Content-Type-Options: nosniff`` on every response (a JSON answer is never run as a script); on the page
     and its assets also a Content-Security-Policy, a frame policy and a referrer policy."""
 
-    def __init__(self, app: ASGIApp, page_prefixes: tuple[str, ...] = ("/static/", "/widget/")) -> None:
+    def __init__(
+        self, app: ASGIApp, page_prefixes: tuple[str, ...] = ("/static/", "/widget/", "/widget.js", "/widget.css")
+    ) -> None:
         self.app = app
         self.page_prefixes = page_prefixes
 

@@ -31,9 +31,13 @@ def summary_dict(article: Article) -> dict[str, Any]:
 
 
 def article_dict(article: Article) -> dict[str, Any]:
+    body = article.body
+    if article.extra.get("title_derived") and body.lstrip().startswith(article.title):
+        # The title was taken from the body's first line (a wire item without a headline): not shown twice.
+        body = body.lstrip()[len(article.title) :].lstrip("\n")
     return {
         **summary_dict(article),
-        "body": article.body,
+        "body": body,
         "tags": list(article.tags),
         "authors": list(article.authors),
         "language": article.language,

@@ -5,10 +5,10 @@ metrics, status, the page)."""
 from fastapi import APIRouter
 
 from .. import convertors  # noqa: F401 - registers the id convertors before any route is declared
-from . import admin, articles, editorial, ops, related
+from . import admin, articles, editorial, ops, related, widget
 
 router = APIRouter()
-for module in (related, articles, admin, editorial, ops):
+for module in (related, articles, admin, editorial, ops, widget):
     router.include_router(module.router)
 
 __all__ = ["router"]

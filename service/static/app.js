@@ -1,10 +1,12 @@
 // The demo page: pick or search an article, read it, see its "Related Articles" box.
+// The box is the drop-in widget (widget.js), as a site embeds it; this file only tells it which article is shown.
 // Every piece of data is inserted with textContent (never innerHTML), so article text cannot inject markup.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { searchTimer: null, loadToken: 0 };
+  const PAGE = 50;
+  const state = { searchTimer: null, loadToken: 0, query: "", shown: 0, total: 0 };
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -46,39 +48,6 @@
     return date.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
   }
 
-  function gapText(days) {
-    const n = Math.round(Math.abs(days));
-    if (n === 0) return "same day";
-    return n + (n === 1 ? " day " : " days ") + (days < 0 ? "earlier" : "later");
-  }
-
-  // One chip per reason; unknown reason types still show their name.
-  function reasonChip(reason) {
-    const chip = el("li", "chip chip-" + String(reason.type || "other").replace(/[^a-z_]/gi, ""));
-    let text;
-    switch (reason.type) {
-      case "shared_terms":
-        text = "Shares: " + (reason.terms || []).join(", ");
-        break;
-      case "shared_tags":
-        text = "Tags: " + (reason.tags || []).join(", ");
-        break;
-      case "same_section":
-        text = "Also in " + reason.section;
-        break;
-      case "similar_meaning":
-        text = "Similar meaning " + Math.round((reason.score || 0) * 100) + "%";
-        break;
-      case "published_gap":
-        text = gapText(reason.days || 0);
-        break;
-      default:
-        text = String(reason.type || "related").replace(/_/g, " ");
-    }
-    chip.textContent = text;
-    return chip;
-  }
-
   function showError(message) {
     const box = $("error");
     box.textContent = message;
@@ -86,11 +55,13 @@
   }
 
   // -- picker ---------------------------------------------------------------------------------------
-  async function search(query) {
-    const params = new URLSearchParams({ query: query, limit: "50" });
+  async function search(query, more) {
+    const offset = more ? state.shown : 0;
+    const params = new URLSearchParams({ query: query, limit: String(PAGE), offset: String(offset) });
     try {
       const data = await getJSON("/v1/articles?" + params.toString());
-      renderPicker(data);
+      state.query = query;
+      renderPicker(data, offset);
       showError("");
     } catch (err) {
       $("picker-count").textContent = "";
@@ -99,11 +70,10 @@
     }
   }
 
-  function renderPicker(data) {
+  function renderPicker(data, offset) {
     $("index-version").textContent = data.index_version ? "index " + data.index_version : "";
-    $("picker-count").textContent = data.total + (data.total === 1 ? " article" : " articles");
     const list = $("picker-list");
-    list.replaceChildren();
+    if (!offset) list.replaceChildren();
     for (const item of data.items) {
       const li = el("li", "picker-item");
       const link = el("a", "picker-link");
@@ -115,6 +85,12 @@
       li.appendChild(link);
       list.appendChild(li);
     }
+    state.shown = offset + data.items.length;
+    state.total = data.total;
+    const noun = data.total === 1 ? " article" : " articles";
+    $("picker-count").textContent =
+      state.shown < data.total ? "Showing " + state.shown + " of " + data.total + noun : data.total + noun;
+    $("picker-more").hidden = state.shown >= data.total;
     markCurrent();
   }
 
@@ -142,6 +118,7 @@
     if (!id) {
       $("article").hidden = true;
       $("related-box").hidden = true;
+      $("related-empty").hidden = true;
       $("empty").hidden = false;
       document.body.dataset.state = "home";
       return;
@@ -149,13 +126,10 @@
     const token = ++state.loadToken;
     document.body.dataset.state = "loading";
     try {
-      const [article, related] = await Promise.all([
-        getJSON(apiPath(id)),
-        getJSON(apiPath(id) + "/related?k=6"),
-      ]);
+      const article = await getJSON(apiPath(id));
       if (token !== state.loadToken) return; // a newer navigation won
       renderArticle(article);
-      renderRelated(related);
+      showRelated(article.id);
       showError("");
       document.body.dataset.state = "article";
       window.scrollTo(0, 0);
@@ -163,6 +137,7 @@
       if (token !== state.loadToken) return;
       $("article").hidden = true;
       $("related-box").hidden = true;
+      $("related-empty").hidden = true;
       $("empty").hidden = true;
       showError(err.status === 404 ? "No article with id " + id + "." : err.message);
       document.body.dataset.state = "error";
@@ -190,39 +165,30 @@
     document.title = a.title + " — related articles demo";
   }
 
-  function renderRelated(data) {
-    $("index-version").textContent = "index " + data.index_version;
+  // The widget renders the box; an empty box renders nothing, and the page says so in its own words.
+  function showRelated(id) {
     const box = $("related-box");
-    const list = $("related-list");
-    list.replaceChildren();
-    for (const item of data.items) {
-      const li = el("li", "related-item");
-      li.dataset.id = item.id;
-      li.appendChild(el("p", "section-label small", item.section || ""));
-      const link = el("a", "related-link", item.title);
-      link.href = articleHash(item.id);
-      link.dataset.id = item.id;
-      li.appendChild(link);
-      const meta = el("p", "related-meta");
-      meta.appendChild(el("time", null, formatDate(item.published_at)));
-      meta.appendChild(el("span", "score", "score " + Number(item.score).toFixed(2)));
-      li.appendChild(meta);
-      const chips = el("ul", "chips");
-      for (const reason of item.reasons || []) chips.appendChild(reasonChip(reason));
-      li.appendChild(chips);
-      list.appendChild(li);
-    }
-    $("related-empty").hidden = data.items.length > 0;
+    box.setAttribute("data-article-id", id);
     box.hidden = false;
+    $("related-empty").hidden = true;
+    const refresh = () => window.RelatedArticles && window.RelatedArticles.refresh(box);
+    if (window.RelatedArticles) refresh();
+    else window.addEventListener("load", refresh, { once: true });
   }
+
+  new MutationObserver(() => {
+    const box = $("related-box");
+    $("related-empty").hidden = box.hidden || box.getAttribute("data-ra-state") !== "empty";
+  }).observe($("related-box"), { attributes: true, attributeFilter: ["data-ra-state"] });
 
   // -- wiring -----------------------------------------------------------------------------------------
   $("search").addEventListener("input", (event) => {
     clearTimeout(state.searchTimer);
     const query = event.target.value;
-    state.searchTimer = setTimeout(() => search(query), 150);
+    state.searchTimer = setTimeout(() => search(query, false), 150);
   });
+  $("picker-more").addEventListener("click", () => search(state.query, true));
   window.addEventListener("hashchange", route);
-  search("");
+  search("", false);
   route();
 })();

@@ -163,16 +163,16 @@ def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) 
     _goto(browser, server + "/#/article/demo-006")
     browser.wait_for(
         "document.body.dataset.state === 'article'"
-        " && document.querySelectorAll('#related-list .related-link').length > 0"
+        " && document.querySelectorAll('#related-box .ra-link').length > 0"
     )
     assert browser.js("document.getElementById('article-title').dataset.id") == "demo-006"
-    assert browser.js("document.getElementById('related-heading').textContent") == "Related Articles"
+    assert browser.js("document.querySelector('#related-box .ra-heading').textContent") == "Related Articles"
     assert browser.js("!document.getElementById('related-box').hidden")
-    assert browser.js("document.querySelectorAll('#related-list .related-item').length") == 6
-    chips = browser.js("[...document.querySelectorAll('#related-list .chip')].map(c => c.textContent)")
+    assert browser.js("document.querySelectorAll('#related-box .ra-item').length") == 6
+    chips = browser.js("[...document.querySelectorAll('#related-box .ra-reason')].map(c => c.textContent)")
     assert any(c.startswith("Shares: ") for c in chips) and any(c.startswith("Similar meaning") for c in chips)
-    assert browser.js("document.querySelector('#related-list .section-label').textContent")  # section labels
-    assert re.search(r"\d{4}", browser.js("document.querySelector('#related-list time').textContent"))  # dates
+    assert browser.js("document.querySelector('#related-box .ra-section').textContent")  # section labels
+    assert re.search(r"\d{4}", browser.js("document.querySelector('#related-box time').textContent"))  # dates
 
     if os.environ.get("DEMO_SCREENSHOT"):
         # Tall enough for the story and its whole related box, as a reader scrolling down would see them.
@@ -183,9 +183,9 @@ def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) 
         browser.call("Emulation.clearDeviceMetricsOverride")
         Path(os.environ["DEMO_SCREENSHOT"]).write_bytes(base64.b64decode(shot["data"]))
 
-    target = browser.js("document.querySelector('#related-list .related-link').dataset.id")
-    target_title = browser.js("document.querySelector('#related-list .related-link').textContent")
-    browser.click("#related-list .related-link")
+    target = browser.js("document.querySelector('#related-box .ra-item').dataset.id")
+    target_title = browser.js("document.querySelector('#related-box .ra-headline').textContent")
+    browser.click("#related-box .ra-link")
     browser.wait_for(
         f"document.getElementById('article-title').dataset.id === {json.dumps(target)}"
         " && document.body.dataset.state === 'article'"
@@ -193,10 +193,11 @@ def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) 
     assert browser.js("location.hash") == "#/article/" + target
     assert browser.js("document.getElementById('article-title').textContent") == target_title
     # the related box now belongs to the new article, which is not in its own list
-    browser.wait_for("document.querySelectorAll('#related-list .related-link').length > 0")
-    assert target not in browser.js(
-        "[...document.querySelectorAll('#related-list .related-link')].map(a => a.dataset.id)"
+    browser.wait_for(
+        "document.querySelectorAll('#related-box .ra-item').length > 0"
+        f" && !document.querySelector('#related-box .ra-item[data-id={json.dumps(target)}]')"
     )
+    assert target not in browser.js("[...document.querySelectorAll('#related-box .ra-item')].map(li => li.dataset.id)")
     # back returns to the first article: the hash is the state
     browser.js("history.back()")
     browser.wait_for("document.getElementById('article-title').dataset.id === 'demo-006'")
@@ -215,9 +216,35 @@ def test_search_filters_the_picker(browser: Page, server: str) -> None:
     browser.click("#picker-list .picker-link")
     browser.wait_for(
         "document.body.dataset.state === 'article'"
-        " && document.querySelectorAll('#related-list .related-link').length > 0"
+        " && document.querySelectorAll('#related-box .ra-link').length > 0"
     )
     assert "okafor" in browser.js("document.getElementById('article-title').textContent").lower()
+
+
+def test_the_page_pages_through_articles_and_fits_a_phone(browser: Page, server: str) -> None:
+    _goto(browser, server + "/")
+    browser.wait_for("document.querySelectorAll('#picker-list .picker-link').length === 50")
+    assert browser.js("document.getElementById('picker-count').textContent") == "Showing 50 of 140 articles"
+    browser.click("#picker-more")
+    browser.wait_for("document.querySelectorAll('#picker-list .picker-link').length === 100")
+    browser.click("#picker-more")
+    browser.wait_for("document.querySelectorAll('#picker-list .picker-link').length === 140")
+    assert browser.js("document.getElementById('picker-more').hidden")
+    browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
+    try:
+        _goto(browser, server + "/#/article/demo-006")
+        browser.wait_for("document.body.dataset.state === 'article'")
+        browser.js("document.getElementById('related-box').scrollIntoView()")  # the box loads when it comes near
+        browser.wait_for("document.querySelectorAll('#related-box .ra-link').length > 0")
+        clipped = browser.js(
+            "[...document.querySelectorAll('.masthead *')].filter(e => e.scrollWidth > e.clientWidth + 1"
+            " || e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.className)"
+        )
+        assert clipped == []
+        assert browser.js("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")
+    assert httpx.get(server + "/favicon.ico", timeout=10).status_code == 200
 
 
 def test_article_text_is_never_markup(browser: Page, server: str) -> None:
