@@ -54,7 +54,8 @@ class _Background:
         if not self.live.ready:
             self.live.load()  # not ready is a state the probes report, not a reason to stop
         if self.preload_model and not self._stop.is_set():
-            _preload_model(self.live)
+            # In a thread of its own: polling (new versions, other workers' writes) must not wait for the model.
+            threading.Thread(target=_preload_model, args=(self.live,), name="model-preload", daemon=True).start()
         if self.interval <= 0:
             return
         last_trim = time.monotonic()
@@ -93,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        index = live or getattr(app.state, "live", None)
+        index = getattr(app.state, "live", None) or live
         preload = index is None and embedder is None
         if index is None:
             index = LiveIndex(settings, embedder=embedder)

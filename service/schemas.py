@@ -33,6 +33,10 @@ __all__ = [
 #: What parse_article accepts as an id (no control or bidirectional-override characters, not blank, no surrounding
 #: spaces), one pattern read the same way by Python and by JSON Schema clients.
 ARTICLE_ID_PATTERN = ID_PATTERN
+#: An absolute http(s) URL with a host (checked again, fully, by parse_article).
+HTTP_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f-\x9f/?#@:\[\]]+(:[0-9]{1,5})?([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
+)
 
 
 class ErrorBody(BaseModel):
@@ -81,7 +85,13 @@ class _ArticleFields(BaseModel):
     title: str = Field(min_length=1, max_length=10_000, pattern=r"\S", description="Required, not blank.")
     body: str = Field("", max_length=500_000)
     summary: str = Field("", max_length=100_000)
-    url: str | None = Field(None, max_length=10_000)
+    url: str | None = Field(None, max_length=10_000, pattern=HTTP_URL_PATTERN, description="An absolute http(s) URL.")
+    canonical_url: str | None = Field(
+        None, max_length=10_000, pattern=HTTP_URL_PATTERN, description="The page's canonical URL (looked up first)."
+    )
+    image_url: str | None = Field(None, max_length=10_000, pattern=HTTP_URL_PATTERN, description="An http(s) image.")
+    image_alt: str = Field("", max_length=500, description="The image's text alternative.")
+    expires_at: UtcDatetime | None = Field(None, description="After this time the article is not recommended.")
     published_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
     section: str | None = Field(None, max_length=1_000)

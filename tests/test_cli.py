@@ -265,8 +265,8 @@ def _all_commands():
 def test_help_shows_every_default_and_environment_variable():
     """A flag backed by a setting names its RECOMMENDER_* variable and default; any other option with a default
     shows it. Brackets survive (the help is plain text, not markup that eats "[distributed]")."""
-    from recommender.settings_errors import FLAG_OF_FIELD as _FLAG_OF_FIELD
     from recommender.settings import Settings
+    from recommender.settings_errors import FLAG_OF_FIELD as _FLAG_OF_FIELD
 
     field_of_flag = {flag: field for field, flag in _FLAG_OF_FIELD.items()}
     missing = []

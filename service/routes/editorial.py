@@ -17,7 +17,6 @@ from recommender.serving import LiveIndex
 
 from .. import convertors  # noqa: F401 - the id convertors, before the routes are declared
 from ..deps import LiveDep, require_admin
-from ..errors import ApiError
 from ..http import json_response
 from ..schemas import error_responses
 
@@ -54,16 +53,18 @@ def _written(live: LiveIndex, change: EditorialChange) -> Response:
 _WRITE = {"response_model": EditorialWritten, "responses": error_responses(401, 403, 404, 422, 503, 507)}
 
 
-@router.get("", response_model=EditorialState, summary="The editorial state served now")
+@router.get(
+    "", response_model=EditorialState, summary="The editorial state served now", responses=error_responses(401, 403, 503)
+)
 def get_editorial(live: LiveDep) -> Response:
     return json_response(live.editorial().to_dict(), headers={"Cache-Control": "no-store"})
 
 
 @router.put("/pins/{source_id:any_id}", summary="Pin articles for a source article (replaces its pins)", **_WRITE)
 def put_pins(source_id: AnyId, body: Pins, live: LiveDep) -> Response:
-    if source_id in body.ids:
-        raise ApiError(422, "invalid_request", "ids: an article cannot be pinned to itself", fields=["body.ids"])
-    return _written(live, EditorialChange("pins", (source_id,), tuple(dict.fromkeys(body.ids))))
+    # An article is never in its own box: pinning it to itself is left out (not an error).
+    ids = tuple(i for i in dict.fromkeys(body.ids) if i != source_id)
+    return _written(live, EditorialChange("pins", (source_id,), ids))
 
 
 @router.delete("/pins/{source_id:any_id}", summary="Remove a source article's pins", **_WRITE)
@@ -99,8 +100,8 @@ def unblock_section(section: Section, live: LiveDep) -> Response:
 
 @router.put("/blocks/pairs", summary="Never show these two articles together", **_WRITE)
 def block_pair(a: PairId, b: PairId, live: LiveDep) -> Response:
-    if a == b:
-        raise ApiError(422, "invalid_request", "b: must differ from a", fields=["query.b"])
+    if a == b:  # an article is never shown with itself already: nothing to block, nothing logged
+        return json_response({"editorial": live.editorial().to_dict(), "wal_seq": live.snapshot.seq})
     return _written(live, EditorialChange("pair", tuple(sorted((a, b))), True))
 
 

@@ -84,7 +84,7 @@ async def related(article_id: ArticleId, request: Request) -> Response:
                 "name": "url",
                 "in": "query",
                 "required": True,
-                "schema": {"type": "string", "maxLength": 4096},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 4096},
                 "description": "The page's URL (canonical or not: tracking parameters, AMP variants, case, default "
                 "ports, fragments and a trailing slash do not matter).",
             },

@@ -9,100 +9,20 @@ screenshot used in the README.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from recommender.settings import Settings
 from service import create_app
+from tests.support.browser import Page, goto
 from tests.support.server import ADMIN_TOKEN, admin_headers, copy_index, free_port, wait_until
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
-]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is required in CI: apt-get install -y chromium")
-    pytest.skip("chromium not installed (apt-get install -y chromium); set CI=1 to make this a failure")
-
-
-class Page:
-    """The smallest useful CDP client: one page target, synchronous calls, events dropped."""
-
-    def __init__(self, ws_url: str) -> None:
-        from websockets.sync.client import connect
-
-        self._connection = connect(ws_url, max_size=64 * 2**20, open_timeout=10)
-        self._ws = self._connection.__enter__()
-        self._ids = itertools.count(1)
-
-    def call(self, method: str, timeout: float = 20.0, **params: Any) -> dict[str, Any]:
-        msg_id = next(self._ids)
-        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = json.loads(self._ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def js(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(
-            f"timed out waiting for {expression}; page: {self.js('document.body.innerText.slice(0, 500)')}"
-        )
-
-    def click(self, selector: str) -> None:
-        """A real mouse click at the element's centre (press and release), as a person would do it."""
-        rect = self.js(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-            " e.scrollIntoView({block: 'center'});"
-            " const r = e.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
-        )
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=rect["x"], y=rect["y"], button="left", clickCount=1)
-
-    def close(self) -> None:
-        self._connection.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -124,43 +44,8 @@ def server(demo_index: Path, tmp_path_factory, embedder):
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    binary = _chromium()
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1000", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port_file = profile / "DevToolsActivePort"
-    try:
-        wait_until(
-            lambda: port_file.exists() and port_file.read_text().strip(), 30, 0.05, "chromium's DevToolsActivePort"
-        )
-        port = int(port_file.read_text().splitlines()[0])
-        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        page.call("Page.enable")
-        yield page
-        page.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _goto(page: Page, url: str) -> None:
-    page.call("Page.navigate", url=url)
-    page.wait_for("document.readyState === 'complete'")
-
-
 def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) -> None:
-    _goto(browser, server + "/#/article/demo-006")
+    goto(browser, server + "/#/article/demo-006")
     browser.wait_for(
         "document.body.dataset.state === 'article'"
         " && document.querySelectorAll('#related-box .ra-link').length > 0"
@@ -204,7 +89,7 @@ def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) 
 
 
 def test_search_filters_the_picker(browser: Page, server: str) -> None:
-    _goto(browser, server + "/")
+    goto(browser, server + "/")
     browser.wait_for("document.querySelectorAll('#picker-list .picker-link').length > 0")
     assert browser.js("document.body.dataset.state") == "home"
     browser.js("document.getElementById('search').focus()")
@@ -222,7 +107,7 @@ def test_search_filters_the_picker(browser: Page, server: str) -> None:
 
 
 def test_the_page_pages_through_articles_and_fits_a_phone(browser: Page, server: str) -> None:
-    _goto(browser, server + "/")
+    goto(browser, server + "/")
     browser.wait_for("document.querySelectorAll('#picker-list .picker-link').length === 50")
     assert browser.js("document.getElementById('picker-count').textContent") == "Showing 50 of 140 articles"
     browser.click("#picker-more")
@@ -232,7 +117,7 @@ def test_the_page_pages_through_articles_and_fits_a_phone(browser: Page, server:
     assert browser.js("document.getElementById('picker-more').hidden")
     browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
     try:
-        _goto(browser, server + "/#/article/demo-006")
+        goto(browser, server + "/#/article/demo-006")
         browser.wait_for("document.body.dataset.state === 'article'")
         browser.js("document.getElementById('related-box').scrollIntoView()")  # the box loads when it comes near
         browser.wait_for("document.querySelectorAll('#related-box .ra-link').length > 0")
@@ -257,7 +142,7 @@ def test_article_text_is_never_markup(browser: Page, server: str) -> None:
     )
     assert r.status_code == 201, r.text
     stored = httpx.get(server + "/v1/articles/xss/probe", timeout=10).json()["title"]
-    _goto(browser, server + "/#/article/" + "xss%2Fprobe")
+    goto(browser, server + "/#/article/" + "xss%2Fprobe")
     browser.wait_for("document.getElementById('article-title').dataset.id === 'xss/probe'")
     assert browser.js("document.getElementById('article-title').textContent") == stored
     assert browser.js("document.querySelectorAll('#article img, #article script, #article b').length") == 0

@@ -20,7 +20,7 @@ import pytest
 from recommender.build import build_index
 from recommender.settings import Settings
 from service import create_app
-from tests.browser.test_page_browser import Page, _goto, browser  # noqa: F401 - the browser fixture
+from tests.support.browser import Page, goto
 from tests.support.paths import DEMO_CORPUS
 from tests.support.server import free_port, wait_until
 
@@ -117,9 +117,9 @@ def _box(browser: Page) -> Any:
     return browser.js("document.getElementById('box').getAttribute('data-ra-state')")
 
 
-def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_api) -> None:  # noqa: F811
+def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_api) -> None:
     site, api, _ = site_and_api
-    _goto(browser, f"{site}/story/demo-006?utm_source=newsletter")
+    goto(browser, f"{site}/story/demo-006?utm_source=newsletter")
     browser.wait_for("document.getElementById('box').getAttribute('data-ra-state') === 'shown'")
     expected = httpx.get(f"{api}/v1/articles/demo-006/related", params={"k": 6}, timeout=10).json()["items"]
     shown = browser.js(
@@ -154,19 +154,19 @@ def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_ap
     assert first["id"] not in browser.js("[...document.querySelectorAll('#box .ra-item')].map(li => li.dataset.id)")
 
 
-def test_nothing_is_rendered_for_an_unknown_url_or_an_empty_box(browser: Page, site_and_api) -> None:  # noqa: F811
+def test_nothing_is_rendered_for_an_unknown_url_or_an_empty_box(browser: Page, site_and_api) -> None:
     site, _, _ = site_and_api
     for path in ("/unknown/page", "/empty"):
-        _goto(browser, site + path)
+        goto(browser, site + path)
         browser.wait_for("document.getElementById('box').getAttribute('data-ra-state') === 'empty'")
         assert browser.js("document.getElementById('box').childElementCount") == 0
         assert browser.js("document.getElementById('box').getBoundingClientRect().height") == 0
 
 
-def test_no_request_before_the_box_nears_the_viewport(browser: Page, site_and_api) -> None:  # noqa: F811
+def test_no_request_before_the_box_nears_the_viewport(browser: Page, site_and_api) -> None:
     site, _, requests = site_and_api
     requests.clear()
-    _goto(browser, site + "/long")
+    goto(browser, site + "/long")
     browser.wait_for("document.getElementById('box').getAttribute('data-ra-state') === 'waiting'")
     time.sleep(1.0)
     before = [r for r in requests if "/related" in r]

@@ -22,7 +22,7 @@ def test_healthz_answers_while_the_index_loads(demo_index: Path, tmp_path: Path)
         log.append_upsert(parse_article({"id": f"old/{n}", "title": f"Harbour strike day {n}", "body": "Dock workers walked out. " * 40}))
     server = ServerProcess(root, tmp_path / "server.log", poll_interval=0)
     started = time.monotonic()
-    server.start(timeout=60)  # returns at the first /healthz 200
+    server.start(timeout=60, ready=False)  # returns at the first /healthz 200
     healthy_after = time.monotonic() - started
     with server.client() as c:
         first = c.get("/readyz")
@@ -81,3 +81,23 @@ def test_a_slow_header_flood_neither_starves_healthz_nor_holds_connections(demo_
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_acknowledged_editorial_changes_survive_kill_9(demo_index: Path, tmp_path: Path, servers) -> None:
+    root = copy_index(demo_index, tmp_path / "index")
+    server = servers(root, poll_interval=0)
+    with server.client(headers=admin_headers()) as c:
+        assert c.put("/v1/editorial/pins/demo-006", json={"ids": ["demo-050", "demo-100"]}).status_code == 200
+        assert c.put("/v1/editorial/blocks/sections/Sport").status_code == 200
+        assert c.put("/v1/editorial/blocks/pairs", params={"a": "demo-001", "b": "demo-002"}).status_code == 200
+        assert c.put("/v1/editorial/blocks/articles/demo-003").status_code == 200
+        assert c.delete("/v1/editorial/blocks/articles/demo-003").status_code == 200
+        before = c.get("/v1/editorial").json()
+    server.kill9()
+    restarted = servers(root, poll_interval=0)
+    with restarted.client(headers=admin_headers()) as c:
+        wait_until(lambda: c.get("/readyz").status_code == 200, 60, 0.05, "readiness")
+        assert c.get("/v1/editorial").json() == before
+        box = c.get("/v1/articles/demo-006/related").json()["items"]
+        assert [i["id"] for i in box[:1]] == ["demo-050"]  # demo-100 is sport: blocked, and blocks win over pins
+        assert "demo-100" not in [i["id"] for i in box]

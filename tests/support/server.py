@@ -74,13 +74,24 @@ class ServerProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0, *, ready: bool = True) -> ServerProcess:
+        """Start and wait for /healthz; with ``ready`` also for the index load to end (success or not): the
+        server answers at once and loads in the background (``/readyz`` says ``loading`` meanwhile)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service"], cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         wait_until(self._healthy, timeout, 0.1, f"server on port {self.port} (log: {self.log_path})")
+        if ready:
+            wait_until(self._loaded, timeout, 0.05, f"the index load on port {self.port} (log: {self.log_path})")
         return self
+
+    def _loaded(self) -> bool:
+        try:
+            response = httpx.get(self.url + "/readyz", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 or "loading" not in response.text
 
     def _healthy(self) -> bool:
         assert self.proc is not None
