@@ -21,18 +21,21 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .editorial import Editorial
 
-__all__ = ["PINNED", "Related", "Unrecommendable"]
+__all__ = ["PINNED", "Box", "Related", "Unrecommendable", "apply_floor", "fallback_positions", "pinned_positions"]
 
 PINNED = {"type": "pinned"}
 
 
 @dataclass
 class Related:
-    """One item of a box."""
+    """One item of a box. ``relevance``: calibrated probability that it is related (None where no relevance model
+    scores it); ``fallback``: a fill item (not related, "more news"), shown because the box was short."""
 
     article: Article
     score: float
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    relevance: float | None = None
+    fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         a = self.article
@@ -45,8 +48,48 @@ class Related:
             "image_url": served_url(a.image_url),
             "image_alt": a.image_alt or None,
             "score": round(self.score, 6),
+            "relevance": None if self.relevance is None else round(self.relevance, 4),
+            "fallback": self.fallback,
             "reasons": self.reasons,
         }
+
+
+class Box(list):  # type: ignore[type-arg]
+    """The items a reader sees (a list of :class:`Related`) and why there are not more: ``below_floor`` ranked
+    items were left out because their relevance was under the floor."""
+
+    below_floor: int = 0
+
+    def __init__(self, items: list[Related] = (), below_floor: int = 0) -> None:  # type: ignore[assignment]
+        super().__init__(items)
+        self.below_floor = below_floor
+
+
+def apply_floor(items: list[Related], min_relevance: float) -> tuple[list[Related], int]:
+    """The items at or above the floor (pinned ones always stay: an editor chose them) and how many fell below."""
+    if min_relevance <= 0:
+        return items, 0
+    kept = [r for r in items if r.relevance is None or r.relevance >= min_relevance or PINNED in r.reasons]
+    return kept, len(items) - len(kept)
+
+
+def fallback_positions(
+    catalog: Catalog, policy: str, section: str | None, eligible: np.ndarray, taken: set[int], n: int
+) -> list[int]:
+    """``n`` fill items for a short box, newest first: ``recent`` from anywhere, ``section_recent`` from the
+    source's section (nothing when it has none). Only eligible positions (alive, filters, blocks, expiry), never
+    one already shown or the source."""
+    if n <= 0 or policy == "none":
+        return []
+    mask = eligible.copy()
+    if policy == "section_recent":
+        if not section:
+            return []
+        mask &= catalog.sections[: len(mask)] == section
+    published = catalog.published[: len(mask)]
+    candidates = np.flatnonzero(mask & ~np.isnan(published))
+    order = candidates[np.argsort(-published[candidates], kind="stable")]
+    return [int(p) for p in order if int(p) not in taken][:n]
 
 
 class Unrecommendable:

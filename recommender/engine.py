@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from index import IndexDirectory, Manifest, VectorStore
 
 from .article import Article
-from .box import PINNED, Related, Unrecommendable, pinned_positions
+from .box import PINNED, Box, Related, Unrecommendable, apply_floor, fallback_positions, pinned_positions
 from .candidates import Filters, RankedItem, Source
 from .catalog import Catalog
 from .changelog import Change, latest
@@ -79,6 +79,8 @@ class Recommender:
         self._embedder = embedder
         #: pins and blocks (the version's, with live editorial changes applied)
         self.editorial = editorial or Editorial()
+        #: scores each item's calibrated relevance (see recommender.relevance); None: items carry no relevance
+        self.relevance_model: Any = None
         self._unrecommendable = Unrecommendable()
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
         self.lead_words = int(manifest.extra.get("lead_words", 120))
@@ -239,7 +241,7 @@ class Recommender:
         source_article: Callable[[], Article],
         precomputed: int | None = None,
         source_id: str | None = None,
-    ) -> list[Related]:
+    ) -> Box:
         if k < 1:
             raise ValueError("k must be at least 1")
         config = self.config.with_overrides(**overrides) if overrides else self.config
@@ -283,8 +285,35 @@ class Recommender:
             )
             if len(items) >= k or exhaustive:
                 ranked = [self._to_related(item) for item in items]
-                return self._with_pins(pins, ranked, source, query_lex, config, k)
+                boxed = self._with_pins(pins, ranked, source, query_lex, config, k)
+                return self._finish(boxed, source, query_lex, config, k, filters, exclude, blocked)
             n = max(n * 4, 4 * config.candidates)
+
+    def _finish(
+        self,
+        items: list[Related],
+        source: Source,
+        query_lex: sp.csr_matrix,
+        config: RankingConfig,
+        k: int,
+        filters: Filters,
+        exclude: list[int],
+        blocked: np.ndarray | None,
+    ) -> Box:
+        """Relevance, the floor, and (when asked) fallback items for a box the floor left short."""
+        if self.relevance_model is not None and items:
+            for item, value in zip(items, self.relevance_model.score(self, source, query_lex, items)):
+                item.relevance = float(value)
+        kept, below = apply_floor(items, config.min_relevance)
+        if config.fill != "none" and len(kept) < k:
+            eligible = self.catalog.eligible(filters, exclude)
+            if blocked is not None:
+                eligible &= ~blocked[: len(eligible)]
+            taken = {self.catalog.position(r.article.id) for r in kept}
+            reason = {"type": "fallback", "policy": config.fill}
+            for pos in fallback_positions(self.catalog, config.fill, source.section, eligible, taken, k - len(kept)):
+                kept.append(Related(self.catalog.articles[pos], 0.0, [dict(reason)], None, fallback=True))
+        return Box(kept, below)
 
     def _pins(self, source_id: str | None, filters: Filters, exclude: list[int], blocked: np.ndarray | None) -> list[int]:
         if source_id is None or not self.editorial.pins_for(source_id):

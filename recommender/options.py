@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -21,6 +21,8 @@ __all__ = [
     "MAX_LANGUAGE_LENGTH",
     "Count",
     "Days",
+    "FILL_POLICIES",
+    "Fill",
     "Names",
     "RelatedOptions",
     "Share",
@@ -146,6 +148,9 @@ Names = Annotated[
 ]
 #: A date-time given as an ISO-8601 string, as aware UTC (a naive one means UTC).
 UtcDatetime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(to_utc)]
+#: How a box the relevance floor left short is filled (items marked ``fallback``).
+FILL_POLICIES = ("none", "section_recent", "recent")
+Fill = Annotated[Literal["none", "section_recent", "recent"], Field(description="none, section_recent or recent")]
 Language = Annotated[
     str | None,
     BeforeValidator(_language),
@@ -160,7 +165,7 @@ class RelatedOptions(BaseModel):
 
     #: Options whose value is a list of names (comma-separated in a query string, a list in JSON).
     LIST_OPTIONS: ClassVar[tuple[str, ...]] = ("section", "exclude_section", "tag", "exclude")
-    NUMBER_OPTIONS: ClassVar[tuple[str, ...]] = ("k", "freshness", "diversity", "window")
+    NUMBER_OPTIONS: ClassVar[tuple[str, ...]] = ("k", "freshness", "diversity", "window", "min_relevance")
 
     k: Count = Field(6, description="How many related articles (1 to 50).")
     section: Names = Field((), description="Only these sections (comma-separated).")
@@ -177,6 +182,16 @@ class RelatedOptions(BaseModel):
     window: Days | None = Field(
         None,
         description="Only articles published within this many days of the source (no window for one without a date).",
+    )
+    min_relevance: Share | None = Field(
+        None,
+        description="Show only articles at least this likely to be related (calibrated relevance, 0 to 1): the box "
+        "can be shorter than k, or empty. Unset: the configuration's floor.",
+    )
+    fill: Fill | None = Field(
+        None,
+        description="Fill a box the floor left short: none, section_recent (recent articles of the source's "
+        "section) or recent. Fill items carry fallback: true. Unset: the configuration's (none).",
     )
 
     @classmethod
@@ -197,7 +212,13 @@ class RelatedOptions(BaseModel):
 
     def overrides(self) -> dict[str, Any]:
         """The options that change the ranking configuration, under its field names."""
-        pairs = (("freshness_half_life_days", self.freshness), ("diversity", self.diversity), ("window_days", self.window))
+        pairs = (
+            ("freshness_half_life_days", self.freshness),
+            ("diversity", self.diversity),
+            ("window_days", self.window),
+            ("min_relevance", self.min_relevance),
+            ("fill", self.fill),
+        )
         return {name: value for name, value in pairs if value is not None}
 
     def key(self) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass as validated_dataclass
 from .candidates import Candidates, Filters, RankedItem, Source
 from .errors import ConfigurationError
 from .fusion import FUSIONS, fusion
-from .options import Days, Share
+from .options import Days, Fill, Share
 
 __all__ = ["Candidates", "Filters", "RankedItem", "RankingConfig", "Source", "rank"]
 
@@ -59,6 +59,10 @@ class RankingConfig:
     window_days: Days | None = None
     #: added to the fused score of a candidate in the source's section
     same_section_boost: _NonNegative = 0.0
+    #: the relevance floor: items whose calibrated relevance is lower are not shown (0 shows everything ranked)
+    min_relevance: Share = 0.0
+    #: how a box the floor left short is filled: none, section_recent or recent (items marked fallback)
+    fill: Fill = "none"
 
     @field_validator("fusion")
     @classmethod

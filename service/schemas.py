@@ -68,7 +68,11 @@ class RelatedItem(BaseModel):
     section: str | None
     image_url: str | None = Field(None, description="http(s) only; null when the article has none.")
     image_alt: str | None = Field(None, description="The image's text alternative, when the CMS gave one.")
-    score: float
+    score: float = Field(description="The ranking score (comparable within one box only).")
+    relevance: float | None = Field(
+        None, description="Calibrated probability that the item is related (comparable across boxes and corpora)."
+    )
+    fallback: bool = Field(False, description="A fill item shown because the box was short: title these apart.")
     reasons: list[Reason]
 
 
@@ -76,6 +80,7 @@ class RelatedResponse(BaseModel):
     article_id: str | None = Field(description="The source article; null for POST /v1/related.")
     index_version: str
     items: list[RelatedItem]
+    below_floor: int = Field(0, description="Ranked items left out because their relevance was under the floor.")
 
 
 class _ArticleFields(BaseModel):

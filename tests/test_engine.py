@@ -45,7 +45,7 @@ def test_reasons_are_machine_readable(demo_recommender):
     assert kinds[0] == "shared_terms" and item.reasons[0]["terms"]
     assert "similar_meaning" in kinds and "same_section" in kinds
     d = item.to_dict()
-    assert set(d) == {"id", "title", "url", "published_at", "section", "image_url", "image_alt", "score", "reasons"}
+    assert set(d) == {"id", "title", "url", "published_at", "section", "image_url", "image_alt", "score", "relevance", "fallback", "reasons"}
 
 
 def _expected(records, source_id, keep, k):

@@ -139,7 +139,7 @@ def client(index_dir: Path, embedder):
 def test_only_http_urls_are_accepted(client: TestClient) -> None:
     for url in ("javascript:alert(document.cookie)", "JAVASCRIPT:alert(1)", "data:text/html,<script>x</script>", "vbscript:x", "//evil.test/a"):
         r = client.put("/v1/articles/bad-url", json={"title": "x", "url": url}, headers=admin_headers())
-        assert r.status_code == 422 and r.json()["error"]["fields"] == ["url"], (url, r.text)
+        assert r.status_code == 422 and r.json()["error"]["fields"] == ["body.url"], (url, r.text)
     assert client.put("/v1/articles/good-url", json={"title": "x", "url": "https://news.test/a"}, headers=admin_headers()).status_code == 201
 
 

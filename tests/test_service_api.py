@@ -610,6 +610,8 @@ def test_openapi_contract(client: TestClient) -> None:
         "diversity",
         "language",
         "window",
+        "min_relevance",
+        "fill",
     }
     window = next(p for p in related["parameters"] if p["name"] == "window")["schema"]["anyOf"][0]
     assert (window["type"], window["exclusiveMinimum"]) == ("number", 0)

@@ -16,7 +16,13 @@ __all__ = ["article_dict", "related_payload", "summary_dict"]
 
 
 def related_payload(article_id: str | None, version: str, items: Sequence[Related]) -> dict[str, Any]:
-    return {"article_id": article_id, "index_version": version, "items": [r.to_dict() for r in items]}
+    return {
+        "article_id": article_id,
+        "index_version": version,
+        "items": [r.to_dict() for r in items],
+        # why the box is short: ranked items left out by the relevance floor
+        "below_floor": int(getattr(items, "below_floor", 0)),
+    }
 
 
 def summary_dict(article: Article) -> dict[str, Any]:
