@@ -58,6 +58,18 @@ def evaluate(
     k: Annotated[Optional[list[int]], typer.Option("--k", metavar="N", help="Cutoffs, repeatable (default: 5 and 10).")] = None,
     sample: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Evaluate a seeded random sample of this many queries.")] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed for sampling, bootstrap and the random baseline.")] = 0,
+    sparse_stories: Annotated[
+        Optional[int],
+        typer.Option(
+            metavar="SEED",
+            help="Evaluate on a sparse version of --articles: 1 to 3 articles of each story kept (seeded), the rest "
+            "dropped, as on a real site where most stories have few follow-ups.",
+        ),
+    ] = None,
+    story_field: Annotated[
+        str, typer.Option(metavar="NAME", help="The label that says which story an article belongs to (--sparse-stories).")
+    ] = "story_id",
+    box_k: Annotated[int, typer.Option(metavar="N", min=1, max=50, help="Box size for the box metrics.")] = 6,
 ) -> None:
     """Compare the default ranking with baselines (and configuration files) offline, with significance tests.
 
@@ -69,25 +81,31 @@ def evaluate(
         fail("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE", 2)
     if not articles and index_dir is None:
         fail("give --articles FILE (indexed into a cache) or --index-dir DIR", 2)
+    if sparse_stories is not None and index_dir is not None:
+        fail("--sparse-stories builds its own index from --articles: leave out --index-dir", 2)
     settings = settings_from(index_dir=index_dir)
     if index_dir is None:
-        settings = settings.overridden(index_dir=_eval_cache_dir(articles or []))
+        cache = _eval_cache_dir(articles or [])
+        if sparse_stories is not None:
+            cache = cache.with_name(f"{cache.name}-sparse-{story_field}-{sparse_stories}")
+        settings = settings.overridden(index_dir=cache)
 
     def go():
-        from ..evaluation.offline import GroundTruth, run_offline_evaluation
+        from ..evaluation.offline import GroundTruth, SparseStories, run_offline_evaluation
 
         truth = GroundTruth(qrels=qrels, label_field=label_field, grading=grading, sessions=sessions)
+        sparse = SparseStories(sparse_stories, story_field) if sparse_stories is not None else None
         return run_offline_evaluation(
             settings, truth, report_dir, articles=articles or (), systems=[n.strip() for n in systems.split(",") if n.strip()],
             configs=config or (), cutoffs=k or (5, 10), sample=sample, seed=seed, build=index_dir is None,
-            notice=lambda line: typer.echo(line, err=True),
+            sparse=sparse, box_k=box_k, notice=lambda line: typer.echo(line, err=True),
         )  # fmt: skip
 
     try:
         outcome = run(go)
     except (ValueError, ConfigurationError) as exc:
         fail(str(exc), 2)
-    from ..evaluation.formatting import format_comparisons, format_table, sessions_line, unknown_line
+    from ..evaluation.formatting import format_boxes, format_comparisons, format_table, sessions_line, unknown_line
 
     result = outcome.result
     if "sessions" in result.meta:
@@ -97,6 +115,10 @@ def evaluate(
     if comparisons:
         typer.echo("")
         typer.echo(comparisons)
+    boxes = format_boxes(result)
+    if boxes:
+        typer.echo("")
+        typer.echo(boxes)
     if result.unknown is not None and result.unknown.count:
         typer.echo(unknown_line(result.unknown), err=True)
     typer.echo(f"report: {report_dir / 'report.html'}")

@@ -235,6 +235,10 @@ class TfidfSystem(_CorpusSystem):
         return np.asarray((self._matrix[row] @ self._transposed).todense()).ravel()
 
     def recommend(self, query_id: str, k: int) -> list[str]:
+        return [i for i, _ in self.recommend_scored(query_id, k)]
+
+    def recommend_scored(self, query_id: str, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` with their cosine (what a floor on this baseline compares)."""
         k = _check_k(k)
         row = self._row_of(query_id)
         scores = self.scores(query_id)
@@ -243,7 +247,7 @@ class TfidfSystem(_CorpusSystem):
         if candidates.size == 0 or k == 0:
             return []
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [self._ids[i] for i in order[:k]]
+        return [(self._ids[i], float(scores[i])) for i in order[:k]]
 
 
 class EmbeddingSystem(_CorpusSystem):
@@ -266,6 +270,10 @@ class EmbeddingSystem(_CorpusSystem):
         self._vectors = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
     def recommend(self, query_id: str, k: int) -> list[str]:
+        return [i for i, _ in self.recommend_scored(query_id, k)]
+
+    def recommend_scored(self, query_id: str, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` with their cosine (what a floor on this baseline compares)."""
         k = _check_k(k)
         row = self._row_of(query_id)
         if k == 0:
@@ -273,4 +281,4 @@ class EmbeddingSystem(_CorpusSystem):
         scores = self._vectors @ self._vectors[row]
         scores[row] = -np.inf
         order = np.argsort(-scores, kind="stable")
-        return [self._ids[i] for i in order[:k] if i != row]
+        return [(self._ids[i], float(scores[i])) for i in order[:k] if i != row]

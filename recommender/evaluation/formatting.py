@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from .result import EvaluationResult
 
 __all__ = [
+    "BOX_COLUMNS",
+    "box_rows",
+    "format_boxes",
     "metric_order","format_comparisons", "format_table", "fmt", "fmt_p", "sessions_line", "unknown_line"]
 
 
@@ -116,3 +119,27 @@ def metric_order(result: EvaluationResult) -> list[str]:
     for system in result.systems:
         keys.extend(key for key in result.means[system] if key not in keys)
     return keys
+
+
+#: Box metrics shown in tables, in order (keys without the ``@k``).
+BOX_COLUMNS = ("unrelated_shown", "boxes_with_unrelated", "same_story_recall", "mean_box_length", "empty_boxes", "fallback_shown")
+
+
+def box_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the box table (one row per system, with the floor it was measured at)."""
+    k = (result.meta.get("boxes") or {}).get("k", 6)
+    header = ["system", "floor", *(f"{c}@{k}" for c in BOX_COLUMNS)]
+    rows = []
+    for system, metrics in result.boxes.items():
+        floor = metrics.get("floor")
+        shown = "-" if floor is None else floor if isinstance(floor, str) else fmt(floor)
+        rows.append([system, shown, *(fmt(metrics.get(f"{c}@{k}")) for c in BOX_COLUMNS)])
+    return header, rows
+
+
+def format_boxes(result: EvaluationResult) -> str:
+    """The box table as aligned text ("" when no box metrics were computed)."""
+    if not result.boxes:
+        return ""
+    header, rows = box_rows(result)
+    return _aligned(header, rows)

@@ -3,6 +3,7 @@ ground truth, pick the queries, make the systems, evaluate, write the report. Th
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,19 +12,23 @@ from typing import Any, Callable
 
 import numpy as np
 
+from index.persist import atomic_write_bytes
+
 from ..engine import Recommender
 from ..errors import ConfigurationError
 from ..loading import load_articles
 from ..ranking import RankingConfig
 from ..settings import Settings
+from .boxes import best_floor, box_metrics, box_runs, calibration, floored
 from .labels import qrels_from_labels
 from .qrels import load_qrels
 from .report import write_report
 from .runner import EvaluationResult, evaluate
 from .sessions import qrels_from_sessions
+from .sparse import sparse_stories, story_key
 from .systems import indexed_articles, make_systems, near_duplicate_predicate
 
-__all__ = ["GroundTruth", "run_offline_evaluation"]
+__all__ = ["GroundTruth", "SparseStories", "evaluate_boxes", "run_offline_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,24 @@ def run_offline_evaluation(
     sample: int | None = None,
     seed: int = 0,
     build: bool = False,
+    sparse: SparseStories | None = None,
+    box_k: int = 6,
     notice: Callable[[str], None] = lambda _: None,
 ) -> OfflineRun:
-    """Evaluate the index in ``settings.index_dir`` (built first from ``articles`` when ``build``)."""
+    """Evaluate the index in ``settings.index_dir`` (built first from ``articles`` when ``build``; with ``sparse``,
+    from the sparse-story subset of them, see :mod:`.sparse`)."""
+    loaded = load_articles(articles, title_from_body=settings.title_from_body).articles if articles else None
+    if sparse is not None:
+        if loaded is None:
+            raise ConfigurationError("--sparse-stories needs --articles (the corpus to thin out)")
+        loaded = sparse_stories(loaded, sparse.field, sparse.seed)
+        if not loaded:
+            raise ConfigurationError(f"--sparse-stories: no article has a {sparse.field!r} label")
+        export = Path(settings.index_dir) / "sparse-export.jsonl"
+        export.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(export, b"".join(json.dumps(a.to_dict(), ensure_ascii=False).encode() + b"\n" for a in loaded))
+        articles = [export]
+        notice(f"sparse stories (seed {sparse.seed}, by {sparse.field}): {len(loaded)} articles kept")
     if build:
         from ..build import build_index
 
@@ -68,7 +88,7 @@ def run_offline_evaluation(
         build_index(articles, settings, progress=True)
     rec = Recommender.open(settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests)
     corpus = indexed_articles(rec)
-    labelled = load_articles(articles, title_from_body=settings.title_from_body).articles if articles else corpus
+    labelled = loaded if loaded is not None else corpus
     popularity = None
     meta: dict[str, Any]
     if truth.qrels is not None:
@@ -100,5 +120,48 @@ def run_offline_evaluation(
         chosen, qrels, cutoffs=tuple(cutoffs), articles=corpus, vectors=vectors, popularity=popularity,
         near_duplicate=near_duplicate_predicate(rec), queries=queries, seed=seed, meta=meta,
     )  # fmt: skip
+    box_queries = _box_queries(truth, qrels, labelled, rec)
+    if sample and sample < len(box_queries):
+        box_queries = sorted(random.Random(seed).sample(box_queries, sample))
+    result.boxes = evaluate_boxes(chosen, qrels, box_queries, box_k, in_corpus=rec.__contains__)
+    result.meta["boxes"] = {"k": box_k, "queries": len(box_queries), "sparse": sparse.to_dict() if sparse else None}
     files = write_report(result, report_dir)
     return OfflineRun(result, files)
+
+
+@dataclass(frozen=True)
+class SparseStories:
+    """``--sparse-stories SEED`` (stories told by ``field``)."""
+
+    seed: int
+    field: str = "story_id"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "field": self.field}
+
+
+def _box_queries(truth: GroundTruth, qrels: dict, labelled: list, rec: Recommender) -> list[str]:
+    """Every labelled article of the corpus: also those with no related article (their right box is empty)."""
+    if truth.label_field is not None:
+        ids = {a.id for a in labelled if story_key(a, truth.label_field) is not None}
+    elif truth.qrels is not None:
+        ids = set(qrels) | {d for grades in qrels.values() for d in grades}
+    else:
+        ids = set(qrels)
+    return sorted(i for i in ids if i in rec)
+
+
+def evaluate_boxes(systems: Sequence[Any], qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
+    """Box metrics per system: the engine at its configured floor, baselines with scores at their best floor."""
+    out = {}
+    for system in systems:
+        runs = box_runs(system, queries, k)
+        scored = not hasattr(system, "recommend_box") and hasattr(system, "recommend_scored")
+        floor = best_floor(runs, qrels) if scored else None
+        metrics = box_metrics(floored(runs, floor), qrels, k, corpus=in_corpus)
+        metrics["floor"] = floor if scored else ("configured" if hasattr(system, "recommend_box") else None)
+        if hasattr(system, "recommend_box"):  # calibration of the relevance, over the unfloored boxes
+            unfloored = {q: system.recommend_box(q, k, floor=False) for q in queries if in_corpus(q)}
+            metrics["calibration"] = calibration(unfloored, qrels)
+        out[system.name] = metrics
+    return out

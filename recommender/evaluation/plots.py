@@ -13,9 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .result import EvaluationResult
 
-__all__ = ["LABELS", "PLOT_FILES", "new_figure", "plot_curves", "plot_differences", "plot_distributions"]
+__all__ = ["LABELS", "PLOT_FILES", "new_figure", "plot_curves", "plot_differences", "plot_distributions", "plot_reliability"]
 
-PLOT_FILES = {"curves": "curves.png", "differences": "differences.png", "distributions": "distributions.png"}
+PLOT_FILES = {
+    "curves": "curves.png",
+    "differences": "differences.png",
+    "distributions": "distributions.png",
+    "reliability": "reliability.png",
+}
 LABELS = {
     "ndcg": "nDCG",
     "precision": "Precision",
@@ -110,4 +115,30 @@ def plot_distributions(result: EvaluationResult, path: str | Path, metric: str |
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
+    return Path(path)
+
+
+def plot_reliability(result: EvaluationResult, path: str | Path) -> Path | None:
+    """Reliability diagram of the calibrated relevance: predicted probability against the observed share of related
+    items per bin (the diagonal is perfect calibration), dot size by the number of items. None without data."""
+    curves = {name: m["calibration"] for name, m in result.boxes.items() if m.get("calibration")}
+    if not curves:
+        return None
+    figure = new_figure(5.5, 4.6)
+    axis = figure.add_subplot(1, 1, 1)
+    axis.plot([0, 1], [0, 1], color="#999999", linewidth=1, linestyle="--", label="perfect")
+    for name, cal in curves.items():
+        xs = [b["predicted"] for b in cal["bins"]]
+        ys = [b["observed"] for b in cal["bins"]]
+        sizes = [12 + 120 * b["n"] / max(c["n"] for c in cal["bins"]) for b in cal["bins"]]
+        axis.plot(xs, ys, marker="", linewidth=1.2)
+        axis.scatter(xs, ys, s=sizes, label=f"{name} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f})")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("predicted relevance")
+    axis.set_ylabel("share related")
+    axis.set_title("Reliability of the calibrated relevance")
+    axis.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
     return Path(path)

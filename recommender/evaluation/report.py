@@ -24,8 +24,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .formatting import fmt, fmt_p, format_comparisons, format_table, metric_order, sessions_line, unknown_line
-from .plots import PLOT_FILES, plot_curves, plot_differences, plot_distributions
+from .formatting import (
+    box_rows,
+    fmt,
+    fmt_p,
+    format_comparisons,
+    format_table,
+    metric_order,
+    sessions_line,
+    unknown_line,
+)
+from .plots import PLOT_FILES, plot_curves, plot_differences, plot_distributions, plot_reliability
 
 if TYPE_CHECKING:
     from .result import EvaluationResult
@@ -85,14 +94,20 @@ def comparisons_dict(result: EvaluationResult) -> dict[str, Any]:
 
 
 def write_results_json(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
-    """``results.json`` (system -> metrics), ``comparisons.json`` and ``meta.json``."""
+    """``results.json`` (system -> metrics), ``comparisons.json``, ``meta.json`` and (when computed) ``boxes.json``
+    (system -> box metrics, floor, calibration)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return {
+    written = {
         "results": _dump(results_dict(result), directory / "results.json"),
         "comparisons": _dump(comparisons_dict(result), directory / "comparisons.json"),
         "meta": _dump(result.meta, directory / "meta.json"),
     }
+    if result.boxes:
+        written["boxes"] = _dump(result.boxes, directory / "boxes.json")
+    else:
+        (directory / "boxes.json").unlink(missing_ok=True)
+    return written
 
 
 def write_per_query(result: EvaluationResult, directory: str | Path) -> dict[str, Path]:
@@ -215,7 +230,10 @@ def render_markdown(result: EvaluationResult, plots: Mapping[str, Path | None] |
             "",
         ]
     parts += ["## Output health", "", _md_table(*_health_rows(result)), ""]
+    if result.boxes:
+        parts += ["## Boxes (what a reader sees)", "", _md_table(*box_rows(result)), ""]
     titles = {
+        "reliability": "Reliability of the calibrated relevance",
         "curves": "Metric@k",
         "differences": f"Per-query differences ({result.headline_metric})",
         "distributions": f"Per-query distribution ({result.headline_metric})",
@@ -260,7 +278,10 @@ def render_html(result: EvaluationResult, plots: Mapping[str, Path | None] | Non
             _html_table(_COMPARISON_HEADER, _comparison_rows(result)),
         ]
     parts += ["<h2>Output health</h2>", _html_table(*_health_rows(result))]
+    if result.boxes:
+        parts += ["<h2>Boxes (what a reader sees)</h2>", _html_table(*box_rows(result))]
     titles = {
+        "reliability": "Reliability of the calibrated relevance",
         "curves": "Metric@k",
         "differences": f"Per-query differences ({result.headline_metric})",
         "distributions": f"Per-query distribution ({result.headline_metric})",
@@ -285,6 +306,7 @@ def write_report(result: EvaluationResult, directory: str | Path) -> dict[str, P
         "curves": plot_curves(result, directory / PLOT_FILES["curves"]),
         "differences": plot_differences(result, directory / PLOT_FILES["differences"]),
         "distributions": plot_distributions(result, directory / PLOT_FILES["distributions"]),
+        "reliability": plot_reliability(result, directory / PLOT_FILES["reliability"]),
     }
     for key, path in plots.items():
         if path is not None:

@@ -39,6 +39,8 @@ class EvaluationResult:
     unknown: UnknownIds | None
     comparisons: list[Comparison]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: box metrics per system (see :mod:`.boxes`), with the floor each was measured at; empty when not computed
+    boxes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def baseline(self) -> str:

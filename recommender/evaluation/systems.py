@@ -22,6 +22,7 @@ from .baselines import (
     System,
     TfidfSystem,
 )
+from .boxes import BoxItem
 
 __all__ = ["BASELINES", "engine_system", "make_systems", "indexed_articles", "near_duplicate_predicate"]
 
@@ -41,7 +42,13 @@ def engine_system(rec: Recommender, config: RankingConfig, name: str | None = No
     def recommend(query_id: str, k: int) -> list[str]:
         return [r.article.id for r in rec.related(query_id, k, **overrides)]
 
-    return FunctionSystem(name or config.name, recommend)
+    def recommend_box(query_id: str, k: int, *, floor: bool = True) -> list[BoxItem]:
+        options = overrides if floor else {**overrides, "min_relevance": 0.0, "fill": "none"}
+        return [BoxItem(r.article.id, r.relevance, r.fallback) for r in rec.related(query_id, k, **options)]
+
+    system = FunctionSystem(name or config.name, recommend)
+    system.recommend_box = recommend_box  # type: ignore[attr-defined]
+    return system
 
 
 def make_systems(rec: Recommender, names: Sequence[str], configs: Sequence[RankingConfig] = (), *, seed: int = 0) -> list[System]:
