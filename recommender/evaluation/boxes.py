@@ -73,7 +73,7 @@ def best_floor(runs: Runs, qrels: Mapping[str, Mapping[str, float]], grid: Seque
     if grid is None:
         grid = sorted(set(np.quantile(scores, np.linspace(0, 1, 101)).round(6).tolist()) | {min(scores)})
     best, best_utility = None, -np.inf
-    for floor in grid:
+    for floor in sorted(grid):  # ascending: a tie keeps the lower floor (shows more)
         utility = 0
         for query, items in runs.items():
             for item in items:
