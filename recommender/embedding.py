@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .backends import BACKEND_NAMES
 from .errors import ConfigurationError
 
 __all__ = ["Embedder", "DEFAULT_MODEL", "BACKENDS", "resolve_model"]
@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-# float32 is exact; bf16 autocast trades a little agreement for ~3x CPU throughput where AMX/AVX512-bf16 exist.
-BACKENDS = ("float32", "bf16")
+# float32 is exact; bf16 autocast trades a little agreement for ~3x CPU throughput where AMX/AVX512-bf16 exist;
+# onnx/openvino run the exported transformer (backends/); auto measures them once per machine (backends/select.py).
+BACKENDS = ("auto", *BACKEND_NAMES)
 
 # No machine we run on reaches a model hub: never let a library try (and hang on) the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,7 +46,12 @@ def resolve_model(model: str) -> tuple[str, str]:
 
 
 class Embedder:
-    """Turns texts into L2-normalised float32 vectors, in batches."""
+    """Turns texts into L2-normalised float32 vectors, in batches, with one backend (``backends/``).
+
+    ``backend="auto"`` picks, once per machine and model, the fastest backend whose top-10 neighbours agree with
+    float32's (``backends/select.py``); ``self.backend`` is then the concrete backend that makes the vectors, never
+    ``auto``, and ``self.selection`` holds the measurement behind the choice.
+    """
 
     def __init__(
         self,
@@ -55,59 +61,46 @@ class Embedder:
         batch_size: int = 64,
         max_seq_length: int | None = 256,
         device: str = "cpu",
+        cache_dir: str | Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigurationError(f"embedding backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1")
         load_from, self.model_id = resolve_model(model)
-        self.backend = backend
+        self.requested_backend = backend
         self.batch_size = batch_size
-        from sentence_transformers import SentenceTransformer
+        self.selection = None
+        if backend == "auto":
+            from .backends.select import resolve_auto
 
-        try:  # the weight-loading progress bar is noise on every start and in cron mail
-            from transformers.utils import logging as hf_logging
+            if device != "cpu":  # the exported backends are CPU-only: on another device torch float32 is the choice
+                backend = "float32"
+            else:
+                self.selection = resolve_auto(load_from, self.model_id, max_seq_length, cache=cache_dir)
+                backend = self.selection.choice
+        from .backends import load_backend
 
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover
-            pass
-
-        try:
-            self._model = SentenceTransformer(load_from, device=device, local_files_only=True)
-        except Exception as exc:  # ST raises OSError, ValueError or hub errors depending on the failure
-            raise ConfigurationError(f"cannot load model {model!r} offline: {str(exc).splitlines()[0]}") from None
-        if max_seq_length:
-            self._model.max_seq_length = min(max_seq_length, self._model.max_seq_length or max_seq_length)
-        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
-        self.dimension = int(dim or self._model.get_sentence_embedding_dimension())
+        self._impl = load_backend(backend, load_from, self.model_id, batch_size=batch_size,
+                                  max_seq_length=max_seq_length, device=device, cache=cache_dir)
+        self.backend = self._impl.name
+        self.dimension = int(self._impl.dimension)
 
     @property
     def model(self):  # noqa: ANN201 - the SentenceTransformer, for benchmarks comparing raw encode()
-        return self._model
+        model = getattr(self._impl, "model", None)
+        if model is None:
+            raise AttributeError(f"backend {self.backend} has no SentenceTransformer model")
+        return model
 
-    def _precision(self) -> contextlib.AbstractContextManager:
-        if self.backend == "bf16":
-            import torch
-
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def describe(self) -> dict:
+        """The concrete backend, what was asked for and, for auto, the measurement (build report, manifest)."""
+        out = {"backend": self.backend, "requested": self.requested_backend, **self._impl.info()}
+        if self.selection is not None:
+            out["selection"] = self.selection.to_dict()
+        return out
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        import torch
-
-        with torch.inference_mode(), self._precision():
-            # sentence-transformers sorts by length before batching, which cuts padding.
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        vectors = np.asarray(vectors, dtype=np.float32)
-        # bf16 output is normalised before the cast back; renormalise so inner product stays cosine.
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        np.divide(vectors, norms, out=vectors, where=norms > 0)
-        return vectors
+        return self._impl.encode(list(texts), progress=progress)

@@ -19,6 +19,9 @@ from tests.support.server import ServerProcess
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite compares against vectors of the float32 `embedder` fixture and must not spend the first CLI build
+# measuring backends (the `auto` default): tests/test_backends.py exercises auto and every backend explicitly.
+os.environ.setdefault("RECOMMENDER_EMBEDDING_BACKEND", "float32")
 
 _FOLDER_MARKERS = ("integration", "chaos", "browser")
 

@@ -74,7 +74,7 @@ def test_related_unknown_article(demo_index):
         (["related", "demo-006", "--bogus"], None, "error: No such option: --bogus"),
         (["related"], None, "error: Invalid value for 'ID' / '--url': give an article ID or --url URL (one of them)"),
         (["related", "demo-006"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
-        (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of float32, bf16"),
+        (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of auto, float32, bf16, onnx, onnx-int8, openvino, openvino-bf16"),
         (["related", "demo-006"], {"RECOMMENDER_RANKING__DIVERSITY": "2"}, "error: RECOMMENDER_RANKING: diversity: Input should be less than or equal to 1"),
         (["related", "demo-006"], {"RECOMMENDER_RANKING__BOGUS": "1"}, "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, fill, freshness_half_life_days, fusion, min_relevance, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days"),
         (["serve", "--port", "99999"], None, "error: --port=99999: Input should be less than or equal to 65535"),

@@ -301,3 +301,12 @@ def test_response_cache_is_a_bounded_lru() -> None:
     off = ResponseCache(0)
     off.put("a", 1)
     assert off.get("a") is None
+
+
+def test_with_auto_live_writes_embed_with_the_versions_backend(index_dir: Path) -> None:
+    """The demo index was built with float32: a service set to auto embeds its live writes with float32 too, so
+    one index never holds vectors of two backends (whatever auto would pick on this machine)."""
+    live = LiveIndex(Settings(index_dir=index_dir, poll_interval=0, embedding_backend="auto"))
+    live.load()
+    assert live.snapshot.recommender.manifest.extra["embedding"]["backend"] == "float32"
+    assert live.embedder().backend == "float32"

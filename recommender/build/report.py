@@ -30,6 +30,8 @@ class BuildReport:
     #: ``lexical_exact_threshold`` and common terms are capped; None = exact)
     lexical_recall_at_10: float | None = None
     rejects_file: str | None = None
+    #: the backend that made the vectors, what was asked for, and (for auto) the measured choice
+    embedding: dict[str, Any] = field(default_factory=dict)
     #: the editorial.json beside the export the build read (None: settings' file or the previous version's)
     editorial_file: str | None = None
     #: up to ten URL keys shared by several articles, with (up to five of) their ids

@@ -85,11 +85,13 @@ class BuildState:
     self_ok: np.ndarray | None = None
 
 
-def embedding_key(settings: Settings, model_id: str) -> dict[str, Any]:
-    """Everything that changes a vector for the same text: vectors are reused only when all of it matches."""
+def embedding_key(settings: Settings, embedder: Embedder) -> dict[str, Any]:
+    """Everything that changes a vector for the same text: vectors are reused only when all of it matches. The
+    backend is the one that made the vectors (``auto`` resolved, or an injected embedder's own), so vectors of
+    different backends never mix silently: an incremental build on another backend re-embeds."""
     return {
-        "model": model_id,
-        "backend": settings.embedding_backend,
+        "model": embedder.model_id,
+        "backend": embedder.backend,
         "max_seq_length": settings.max_seq_length,
         "text_strategy": settings.text_strategy,
         "lead_words": settings.lead_words,
@@ -165,7 +167,8 @@ def load_model(state: BuildState) -> None:
         from ..model_cache import embedder_for
 
         state.embedder = embedder_for(state.settings)
-    state.key = embedding_key(state.settings, state.embedder.model_id)
+    state.key = embedding_key(state.settings, state.embedder)
+    state.report.embedding = state.embedder.describe()
 
 
 def _previous(directory: IndexDirectory) -> tuple[Path | None, Manifest | None]:
@@ -253,7 +256,7 @@ def _embed_texts(
         vectors = ray_embed(
             texts,
             model=settings.model,
-            backend=settings.embedding_backend,
+            backend=embedder.backend,  # the concrete one the key records: every actor makes the same vectors
             batch_size=settings.batch_size,
             max_seq_length=settings.max_seq_length,
             address=settings.ray_address,
@@ -444,6 +447,7 @@ def write(state: BuildState, name: str, staged: Path) -> None:
         corpus_hash=corpus_hash(state.ids, state.hashes),
         extra={
             "embedding": state.key,
+            "embedding_backend": state.report.embedding,
             "text_strategy": settings.text_strategy,
             "lead_words": settings.lead_words,
             "neighbors": state.neighbor_count,

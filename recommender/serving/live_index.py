@@ -60,8 +60,20 @@ class LiveIndex:
 
                     batch = min(self.settings.batch_size, SERVICE_BATCH_SIZE)
                     self.model_state = "loading"
-                    self._embedder = embedder_for(self.settings, batch_size=batch)
+                    self._embedder = embedder_for(self._embedding_settings(), batch_size=batch)
         return self._embedder
+
+    def _embedding_settings(self) -> Settings:
+        """With ``auto``, a live write or draft embeds with the backend the served version's vectors were made
+        with, when this machine has it (vectors of different backends are not mixed in one index)."""
+        if self.settings.embedding_backend != "auto" or self.versions.current is None:
+            return self.settings
+        recorded = (self.versions.current.recommender.manifest.extra.get("embedding") or {}).get("backend")
+        from ..backends import unavailable
+
+        if recorded and recorded != "auto" and unavailable(recorded) is None:
+            return self.settings.overridden(embedding_backend=recorded)
+        return self.settings
 
     # -- state (delegated) -------------------------------------------------------------------------
     @property
