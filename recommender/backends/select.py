@@ -343,7 +343,7 @@ def backend_selection(
     refresh: bool = False,
 ) -> Selection:
     """The selection for ``model`` (default: the bundled one) on this machine, measuring on first use or ``refresh``."""
-    from ..embedding import DEFAULT_MODEL, resolve_model
+    from ..model_path import DEFAULT_MODEL, resolve_model
 
     load_from, model_id = resolve_model(model or DEFAULT_MODEL)
     return resolve_auto(load_from, model_id, max_seq_length, cache=cache, refresh=refresh)
