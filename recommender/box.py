@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .editorial import Editorial
 
-__all__ = ["PINNED", "Box", "Related", "Unrecommendable", "apply_floor", "fallback_positions", "pinned_positions"]
+__all__ = ["PINNED", "Box", "Related", "Unrecommendable", "fallback_positions", "pinned_positions"]
 
 PINNED = {"type": "pinned"}
 
@@ -63,14 +63,6 @@ class Box(list):  # type: ignore[type-arg]
     def __init__(self, items: list[Related] = (), below_floor: int = 0) -> None:  # type: ignore[assignment]
         super().__init__(items)
         self.below_floor = below_floor
-
-
-def apply_floor(items: list[Related], min_relevance: float) -> tuple[list[Related], int]:
-    """The items at or above the floor (pinned ones always stay: an editor chose them) and how many fell below."""
-    if min_relevance <= 0:
-        return items, 0
-    kept = [r for r in items if r.relevance is None or r.relevance >= min_relevance or PINNED in r.reasons]
-    return kept, len(items) - len(kept)
 
 
 def fallback_positions(

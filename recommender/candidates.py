@@ -69,3 +69,4 @@ class RankedItem:
     semantic: float
     lexical: float
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    relevance: float | None = None  # calibrated (recommender.relevance); None when no model scored it

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 from index import IndexDirectory, Manifest, VectorStore
 
 from .article import Article
-from .box import PINNED, Box, Related, Unrecommendable, apply_floor, fallback_positions, pinned_positions
-from .candidates import Filters, RankedItem, Source
+from .box import PINNED, Box, Related, Unrecommendable, fallback_positions, pinned_positions
+from .candidates import Candidates, Filters, RankedItem, Source
 from .catalog import Catalog
 from .changelog import Change, latest
 from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
@@ -25,6 +25,7 @@ from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError, DamagedIndexError
 from .lexical import LexicalModel
 from .ranking import RankingConfig, rank
+from .relevance import RelevanceModel, relevance_for
 from .text import embedding_text, lexical_text
 from .editorial import Editorial, EditorialChange
 from .urls import normalize_url
@@ -67,6 +68,7 @@ class Recommender:
         config: RankingConfig,
         embedder: Embedder | Callable[[], Embedder] | None = None,
         editorial: Editorial | None = None,
+        relevance: RelevanceModel | None = None,
     ) -> None:
         self.version = version
         self.path = path
@@ -79,8 +81,8 @@ class Recommender:
         self._embedder = embedder
         #: pins and blocks (the version's, with live editorial changes applied)
         self.editorial = editorial or Editorial()
-        #: scores each item's calibrated relevance (see recommender.relevance); None: items carry no relevance
-        self.relevance_model: Any = None
+        #: scores each candidate's calibrated relevance (the floor and the feedback gate read it); None: no floor
+        self.relevance_model = relevance
         self._unrecommendable = Unrecommendable()
         self.text_strategy = manifest.extra.get("text_strategy", "lead")
         self.lead_words = int(manifest.extra.get("lead_words", 120))
@@ -100,12 +102,15 @@ class Recommender:
         version: str | None = None,
         mmap: bool = False,
         verify_digests: bool = True,
+        relevance: RelevanceModel | Path | str | None = "default",
     ) -> "Recommender":
         """Load the published version (or ``version``). ``model`` is checked against the manifest before any
         vector is read: serving one model's vectors against another's queries would be silently wrong."""
         directory = IndexDirectory(index_dir)
         path = directory.version_path(version) if version else directory.current_path()
-        return cls.load(path, model=model, config=config, embedder=embedder, mmap=mmap, verify_digests=verify_digests)
+        return cls.load(
+            path, model=model, config=config, embedder=embedder, mmap=mmap, verify_digests=verify_digests, relevance=relevance
+        )
 
     @classmethod
     def load(
@@ -117,8 +122,10 @@ class Recommender:
         embedder: Embedder | Callable[[], Embedder] | None = None,
         mmap: bool = False,
         verify_digests: bool = True,
+        relevance: RelevanceModel | Path | str | None = "default",
     ) -> "Recommender":
-        """Load one version folder directly (a published one, or a staged build under evaluation)."""
+        """Load one version folder directly (a published one, or a staged build under evaluation). ``relevance``:
+        ``"default"`` (the bundled model), a file from ``recommender calibrate``, or None (no relevance, no floor)."""
         path = Path(path)
         if model is not None:
             Manifest.read(path).check_compatible(model=resolve_model(model)[1])
@@ -135,6 +142,7 @@ class Recommender:
             config=config or RankingConfig(),
             embedder=embedder,
             editorial=loaded.editorial,
+            relevance=relevance_for(relevance, loaded.manifest.model),
         )
 
     @property
@@ -279,32 +287,32 @@ class Recommender:
             candidates = catalog.gather(pool, source, query_lex)
             _check_scores(self.path, candidates.semantic)
             items = rank(
-                source, candidates, config, k,
+                source, candidates, config, k, relevance=self._relevance(candidates, query_lex),
                 explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
                 jaccard=lambda a, b: shingle_jaccard(story(a if a < 0 else int(candidates.positions[a])), story(int(candidates.positions[b]))),  # noqa: B023
             )
-            if len(items) >= k or exhaustive:
+            # A box the floor left short is final: a wider search finds only weaker candidates.
+            if len(items) + items.below_floor >= k or exhaustive:
                 ranked = [self._to_related(item) for item in items]
                 boxed = self._with_pins(pins, ranked, source, query_lex, config, k)
-                return self._finish(boxed, source, query_lex, config, k, filters, exclude, blocked)
+                return self._finish(boxed, source, config, k, filters, exclude, blocked, items.below_floor)
             n = max(n * 4, 4 * config.candidates)
+
+    def _relevance(self, candidates: Candidates, query_lex: sp.csr_matrix) -> np.ndarray | None:
+        return self.relevance_model.score(candidates, query_lex) if self.relevance_model is not None else None
 
     def _finish(
         self,
-        items: list[Related],
+        kept: list[Related],
         source: Source,
-        query_lex: sp.csr_matrix,
         config: RankingConfig,
         k: int,
         filters: Filters,
         exclude: list[int],
         blocked: np.ndarray | None,
+        below: int,
     ) -> Box:
-        """Relevance, the floor, and (when asked) fallback items for a box the floor left short."""
-        if self.relevance_model is not None and items:
-            for item, value in zip(items, self.relevance_model.score(self, source, query_lex, items)):
-                item.relevance = float(value)
-        kept, below = apply_floor(items, config.min_relevance)
+        """Fallback items (when asked) for a box the floor left short."""
         if config.fill != "none" and len(kept) < k:
             eligible = self.catalog.eligible(filters, exclude)
             if blocked is not None:
@@ -330,7 +338,11 @@ class Recommender:
         pinned = self.catalog.gather(np.asarray(pins, dtype=np.int64), source, query_lex)
         w = config.semantic_weight
         scores = w * pinned.semantic + (1.0 - w) * pinned.lexical
-        items = [Related(self.catalog.articles[p], float(sc), [dict(PINNED)]) for p, sc in zip(pins, scores)]
+        relevance = self._relevance(pinned, query_lex)
+        items = [
+            Related(self.catalog.articles[p], float(sc), [dict(PINNED)], None if relevance is None else float(relevance[i]))
+            for i, (p, sc) in enumerate(zip(pins, scores))
+        ]
         ids = {r.article.id for r in items}
         return (items + [r for r in ranked if r.article.id not in ids])[:k]
 
@@ -349,7 +361,19 @@ class Recommender:
         return of
 
     def _to_related(self, item: RankedItem) -> Related:
-        return Related(self.catalog.articles[item.position], item.score, item.reasons)
+        return Related(self.catalog.articles[item.position], item.score, item.reasons, item.relevance)
+
+    def first_round(self, article_id: str) -> tuple[Source, sp.csr_matrix, Candidates]:
+        """An indexed article's first-round candidates (its precomputed lists and live articles; alive, never
+        itself), as ranking sees them: what :mod:`recommender.calibration` learns relevance from."""
+        pos = self.catalog.position(article_id)
+        if pos is None or not self.catalog.alive[pos]:
+            raise ArticleNotFoundError(article_id)
+        source = self.catalog.source(pos)
+        query_lex = self.catalog.lexical_rows(np.array([pos]))
+        pool = self._candidate_pool(source, query_lex, self.config.candidates, pos)
+        pool = pool[self.catalog.alive[pool] & (pool != pos)]
+        return source, query_lex, self.catalog.gather(pool, source, query_lex)
 
     # -- live changes -------------------------------------------------------------------------
     def upsert(self, article: Article) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
@@ -22,7 +23,7 @@ from .errors import ConfigurationError
 from .fusion import FUSIONS, fusion
 from .options import Days, Fill, Share
 
-__all__ = ["Candidates", "Filters", "RankedItem", "RankingConfig", "Source", "rank"]
+__all__ = ["Candidates", "Filters", "RankedItem", "Ranking", "RankingConfig", "Source", "rank"]
 
 _DAY = 86400.0
 _NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -49,6 +50,11 @@ class RankingConfig:
     #: each other more than look-alikes do); 0 turns it off
     prf_docs: Annotated[int, Field(ge=0)] = 4
     prf_weight: _NonNegative = 3.0
+    #: feedback assumes the top candidates are related, which holds when a story has many follow-ups and amplifies
+    #: noise when it has none (a site's long tail): it runs only when at least this many candidates (not copies of
+    #: the source) have a calibrated relevance of at least ``feedback_confidence``; 0 = always (issue 13's note)
+    feedback_min_related: Annotated[int, Field(ge=0)] = 10
+    feedback_confidence: Share = 0.5
     #: estimated Jaccard of word 3-shingles at or above which two articles are the same story re-published
     near_duplicate_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
     #: 0 = pure relevance; higher trades relevance for variety (MMR with lambda = 1 - diversity)
@@ -59,8 +65,9 @@ class RankingConfig:
     window_days: Days | None = None
     #: added to the fused score of a candidate in the source's section
     same_section_boost: _NonNegative = 0.0
-    #: the relevance floor: items whose calibrated relevance is lower are not shown (0 shows everything ranked)
-    min_relevance: Share = 0.0
+    #: the relevance floor: items whose calibrated relevance is lower are not shown (0 shows everything ranked);
+    #: 0.5 = shown only when more likely related than not (README, Evaluation: boxes)
+    min_relevance: Share = 0.5
     #: how a box the floor left short is filled: none, section_recent or recent (items marked fallback)
     fill: Fill = "none"
 
@@ -140,24 +147,40 @@ def _one_error(exc: ValidationError) -> str:
 _raise_configuration_errors(RankingConfig)
 
 
+class Ranking(list):  # type: ignore[type-arg]
+    """The ranked items (a list of :class:`RankedItem`), and ``below_floor``: how many more items the box would
+    have held without the relevance floor."""
+
+    below_floor: int = 0
+
+
 def rank(
     source: Source,
     candidates: Candidates,
     config: RankingConfig,
     k: int,
     *,
+    relevance: np.ndarray | None = None,
     explain: Callable[[list[int]], list[list[str]]] | None = None,
     jaccard: Callable[[int, int], float] | None = None,
-) -> list[RankedItem]:
+) -> Ranking:
     """Best ``k`` of the (already eligible) candidates. Near-duplicates of the source and of each other never
     both appear; with ``diversity`` > 0 each pick is penalised by its similarity to those already picked.
+
+    ``relevance``: each candidate's calibrated relevance (:mod:`recommender.relevance`). With it, candidates under
+    ``config.min_relevance`` are never picked (the box is shorter instead) and feedback runs only on confident
+    evidence (``feedback_min_related``). Without it, every candidate may be picked and feedback always runs.
 
     ``jaccard(a, b)``: exact shingle Jaccard of two candidates (``-1`` is the source). The MinHash estimate
     screens every pair; a pair whose estimate is within ``DEDUP_BAND`` of the threshold, where 64 permutations
     can err either way, is decided by the exact value when this is given."""
+    out = Ranking()
     if len(candidates.positions) == 0 or k <= 0:
-        return []
-    relevance = np.asarray(fusion(config.fusion)(candidates, source, config), dtype=np.float64)
+        return out
+    dup = _Duplicates(candidates.signatures, source.signature, config.near_duplicate_threshold, jaccard)
+    if relevance is not None and config.prf_weight and not _confident(relevance, dup, config):
+        config = _without_feedback(config)
+    scores = np.asarray(fusion(config.fusion)(candidates, source, config), dtype=np.float64)
     published = candidates.published
     if config.freshness_half_life_days and not math.isnan(source.published):
         gap_days = np.abs(published - source.published) / _DAY
@@ -166,29 +189,49 @@ def rank(
         # An undated article's age is unknown: it decays like the oldest dated candidate, so asking for fresh
         # results never lifts it above dated ones (with no dated candidate at all, nothing decays).
         decay[~dated] = decay[dated].min() if dated.any() else 1.0
-        relevance = relevance * decay
+        scores = scores * decay
     if config.same_section_boost and source.section:
-        relevance = relevance + config.same_section_boost * (candidates.sections == source.section)
+        scores = scores + config.same_section_boost * (candidates.sections == source.section)
 
-    order = np.argsort(-relevance, kind="stable")
-    dup = _Duplicates(candidates.signatures, source.signature, config.near_duplicate_threshold, jaccard)
-    if config.diversity <= 0:
-        chosen = _distinct(order, dup, k)
-    else:
-        # MMR over the head of the list (the tail cannot win anyway), counted in distinct stories: a head cut
-        # before removing copies could hold fewer than k stories when one story was re-published many times.
-        head = _distinct(order, dup, max(k * 10, 50))
-        chosen = _mmr(head, relevance, candidates.vectors, k, 1.0 - config.diversity)
+    order = np.argsort(-scores, kind="stable")
+    floored = relevance is not None and config.min_relevance > 0
+    shown = order[np.asarray(relevance)[order] >= config.min_relevance] if floored else order
+    chosen = _select(shown, dup, scores, candidates.vectors, k, config.diversity)
+    if floored and len(chosen) < k:
+        out.below_floor = max(0, len(_select(order, dup, scores, candidates.vectors, k, config.diversity)) - len(chosen))
 
-    items = []
     # One batched call for all picks: explanations are a large share of a request's cost otherwise.
     all_terms = explain(chosen) if explain is not None and chosen else [[] for _ in chosen]
     for i, terms in zip(chosen, all_terms):
         pos = int(candidates.positions[i])
-        item = RankedItem(pos, float(relevance[i]), float(candidates.semantic[i]), float(candidates.lexical[i]))
+        item = RankedItem(pos, float(scores[i]), float(candidates.semantic[i]), float(candidates.lexical[i]))
+        if relevance is not None:
+            item.relevance = float(relevance[i])
         item.reasons = _reasons(source, i, item, candidates, terms)
-        items.append(item)
-    return items
+        out.append(item)
+    return out
+
+
+def _select(order: np.ndarray, dup: _Duplicates, scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    if diversity <= 0:
+        return _distinct(order, dup, k)
+    # MMR over the head of the list (the tail cannot win anyway), counted in distinct stories: a head cut
+    # before removing copies could hold fewer than k stories when one story was re-published many times.
+    head = _distinct(order, dup, max(k * 10, 50))
+    return _mmr(head, scores, vectors, k, 1.0 - diversity)
+
+
+def _confident(relevance: np.ndarray, dup: _Duplicates, config: RankingConfig) -> bool:
+    """Enough candidates are likely related (copies of the source aside) for feedback to sharpen, not drift."""
+    if config.feedback_min_related == 0:
+        return True
+    likely = (np.asarray(relevance) >= config.feedback_confidence) & (dup.of_source < config.near_duplicate_threshold)
+    return int(likely.sum()) >= config.feedback_min_related
+
+
+@lru_cache(maxsize=64)
+def _without_feedback(config: RankingConfig) -> RankingConfig:
+    return replace(config, prf_weight=0.0)
 
 
 #: MinHash estimates this close to the threshold are checked exactly (64 permutations: sd ~0.057 at 0.7, so

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # -- ranking ----------------------------------------------------------------------------
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     ranking_file: Path | None = Field(None, description="JSON/TOML file with a named ranking configuration.")
+    relevance_model: Path | None = Field(
+        None, description="Relevance model file written by `recommender calibrate`; unset: the bundled one (fitted on "
+        "ecbplus-dev with all-MiniLM-L6-v2).",
+    )
 
     @field_validator("embedding_backend")
     @classmethod
@@ -155,6 +159,10 @@ class Settings(BaseSettings):
             numbers = [name for name in value if name not in ("name", "fusion")]
             return RankingConfig().with_overrides(**numbers_from_text(value, numbers))
         return value
+
+    def relevance(self) -> Path | str:
+        """What ``Recommender.open(relevance=...)`` takes: the configured file, or the bundled model."""
+        return self.relevance_model or "default"
 
     def ranking_config(self) -> RankingConfig:
         return RankingConfig.from_file(self.ranking_file) if self.ranking_file else self.ranking

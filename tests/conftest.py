@@ -67,6 +67,16 @@ def demo_recommender(demo_index, embedder):
     return Recommender.open(demo_index, embedder=embedder)
 
 
+@pytest.fixture(scope="session")
+def unfloored_recommender(demo_index, embedder):
+    """The demo index without the relevance floor: for tests of mechanics (filters, widening, k) that need boxes
+    filled with whatever is eligible, related or not."""
+    from recommender.engine import Recommender
+    from recommender.ranking import RankingConfig
+
+    return Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0))
+
+
 # Property tests explore new examples locally; in CI they replay a fixed sequence so a run is reproducible.
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
 

@@ -51,10 +51,20 @@ def test_related_json_and_text(demo_index):
     data = json.loads(result.output)
     assert data["article_id"] == "demo-006" and len(data["items"]) == 4
     assert "demo-006" not in [i["id"] for i in data["items"]]
+    assert all(i["relevance"] >= 0.5 for i in data["items"])
     text = _run("related", "demo-006", "--index-dir", demo_index, "-k", "2")
     assert text.output.startswith("Related to demo-006: ") and len(text.output.strip().splitlines()) == 3
-    sport = json.loads(_run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--json").output)
-    assert {i["section"] for i in sport["items"]} == {"sport"}
+    assert " p=0." in text.output.splitlines()[1] or " p=1.00" in text.output.splitlines()[1]
+    # demo-006's story has 6 follow-ups: nothing else clears the floor, and the box says so
+    floored = json.loads(_run("related", "demo-006", "--index-dir", demo_index, "-k", "20", "--json").output)
+    assert len(floored["items"]) < 20 and floored["below_floor"] == 20 - len(floored["items"])
+    short = _run("related", "demo-006", "--index-dir", demo_index, "-k", "20").output
+    assert short.strip().endswith(f"({floored['below_floor']} more below the relevance floor)")
+    filled = json.loads(_run("related", "demo-006", "--index-dir", demo_index, "-k", "20", "--fill", "recent", "--json").output)
+    assert len(filled["items"]) == 20 and [i["fallback"] for i in filled["items"]].count(True) == 20 - len(floored["items"])
+    sport = _run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--min-relevance", "0", "--json")
+    assert {i["section"] for i in json.loads(sport.output)["items"]} == {"sport"}
+    assert json.loads(_run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--json").output)["items"] == []
 
 
 def test_related_unknown_article(demo_index):
@@ -70,13 +80,17 @@ def test_related_unknown_article(demo_index):
         (["related", "demo-006", "--since", "soon"], None, "error: Invalid value for '--since': not an ISO-8601 date: 'soon'"),
         (["related", "demo-006", "--until", "2024-13-01"], None, "error: Invalid value for '--until': not an ISO-8601 date: '2024-13-01'"),
         (["related", "demo-006", "--window", "0"], None, "error: Invalid value for '--window': Input should be greater than 0"),
+        (["related", "demo-006", "--min-relevance", "1.5"], None, "error: Invalid value for '--min-relevance': Input should be less than or equal to 1"),
+        (["related", "demo-006", "--fill", "random"], None, "error: Invalid value for '--fill': Input should be 'none', 'section_recent' or 'recent'"),
+        (["calibrate", "--qrels", "q.tsv", "--label-field", "story_id"], None, "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE"),
+        (["calibrate", "--label-field", "story_id", "--method", "magic"], None, "error: --method must be isotonic or sigmoid, got 'magic'"),
         (["related", "demo-006", "--window", "inf"], None, "error: Invalid value for '--window': Input should be a finite number"),
         (["related", "demo-006", "--bogus"], None, "error: No such option: --bogus"),
         (["related"], None, "error: Invalid value for 'ID' / '--url': give an article ID or --url URL (one of them)"),
         (["related", "demo-006"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
         (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of auto, float32, bf16, onnx, onnx-int8, openvino, openvino-bf16"),
         (["related", "demo-006"], {"RECOMMENDER_RANKING__DIVERSITY": "2"}, "error: RECOMMENDER_RANKING: diversity: Input should be less than or equal to 1"),
-        (["related", "demo-006"], {"RECOMMENDER_RANKING__BOGUS": "1"}, "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, fill, freshness_half_life_days, fusion, min_relevance, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days"),
+        (["related", "demo-006"], {"RECOMMENDER_RANKING__BOGUS": "1"}, "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, feedback_confidence, feedback_min_related, fill, freshness_half_life_days, fusion, min_relevance, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days"),
         (["serve", "--port", "99999"], None, "error: --port=99999: Input should be less than or equal to 65535"),
         (["build", "x.jsonl", "--max-drop", "-1"], None, "error: Invalid value for '--max-drop': Input should be greater than or equal to 0"),
         (["evaluate", "--qrels", "q.tsv"], None, "error: Missing option '--report'."),
@@ -127,8 +141,10 @@ def _related_json(*args):
 
 
 def test_related_exclude(demo_index):
-    top = [i["id"] for i in _related_json("demo-006", "--index-dir", demo_index, "-k", "4")]
-    items = _related_json("demo-006", "--index-dir", demo_index, "-k", "4", "--exclude", f"{top[0]}, {top[1]},", "--exclude", top[2])
+    top = [i["id"] for i in _related_json("demo-006", "--index-dir", demo_index, "-k", "4", "--min-relevance", "0")]
+    items = _related_json(
+        "demo-006", "--index-dir", demo_index, "-k", "4", "--min-relevance", "0", "--exclude", f"{top[0]}, {top[1]},", "--exclude", top[2]
+    )
     ids = [i["id"] for i in items]
     assert len(ids) == 4 and not set(ids) & set(top[:3])
     assert ids[0] == top[3]  # the rest keep their order
@@ -161,9 +177,9 @@ def test_related_language(tmp_path, embedder):
         for lang in ("en", "de") for i, (title, body) in enumerate(angles)
     ]
     build_index([write_jsonl(tmp_path / "e.jsonl", rows)], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
-    both = {i["id"][:2] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "-k", "5")}
+    both = {i["id"][:2] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "-k", "5", "--min-relevance", "0")}
     assert both == {"en", "de"}
-    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "DE")} == {"de-0", "de-1", "de-2"}
+    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "DE", "--min-relevance", "0")} == {"de-0", "de-1", "de-2"}
     assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "en")} == {"en-1", "en-2"}
     assert _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "fr") == []
 

@@ -6,6 +6,7 @@ import pytest
 
 from recommender import ArticleNotFoundError, ConfigurationError, Filters, parse_article
 from recommender.engine import Recommender
+from recommender.ranking import RankingConfig
 
 
 def _ids(items):
@@ -13,18 +14,28 @@ def _ids(items):
 
 
 def test_related_is_same_story_and_never_self(demo_recommender, demo_records):
+    """Issue 13's demo target: boxes hold the story's follow-ups and (almost) nothing else; the floor leaves a
+    box short instead. Measured at the default floor 0.5 when written: 2 of 503 items from another story (one
+    symmetric pair: two "flood death toll rises" stories in different countries, relevance 0.62), recall 0.849;
+    unfloored: 276 of 840 and 0.956."""
     story = {r["id"]: r["story_id"] for r in demo_records}
-    hits = total = 0
+    copy_of = {r["id"]: r.get("republished_of") for r in demo_records}
+    found = expected = shown = other = 0
     for record in demo_records:
         items = demo_recommender.related(record["id"], 6)
-        assert len(items) == 6
+        assert len(items) <= 6
         assert record["id"] not in _ids(items)
+        assert all(i.relevance >= 0.5 and not i.fallback for i in items)
         scores = [i.score for i in items]
         assert scores == sorted(scores, reverse=True)
-        top = items[0].article.id
-        total += 1
-        hits += story[top] == record["story_id"]
-    assert hits / total >= 0.95  # the first pick is from the same story for nearly every article
+        shown += len(items)
+        other += sum(story[i] != record["story_id"] for i in _ids(items))
+        same = {r["id"] for r in demo_records if r["story_id"] == record["story_id"] and r["id"] != record["id"]}
+        same -= {i for i in same if copy_of.get(i) == record["id"] or copy_of.get(record["id"]) == i}
+        found += len(same & set(_ids(items)))
+        expected += min(6, len(same))
+    assert other / shown <= 0.01
+    assert found / expected >= 0.8
 
 
 def test_republished_copies_never_appear(demo_recommender, demo_records):
@@ -58,11 +69,12 @@ def _expected(records, source_id, keep, k):
 
 
 @pytest.fixture(params=["exhaustive", "widening"])
-def filtered_recommender(request, demo_recommender, monkeypatch):
-    """Both ways a filtered request finds its pool: scoring every eligible article, or widening a search."""
+def filtered_recommender(request, unfloored_recommender, monkeypatch):
+    """Both ways a filtered request finds its pool: scoring every eligible article, or widening a search (without
+    the relevance floor, so a box holds every eligible article up to k)."""
     if request.param == "widening":
         monkeypatch.setattr("recommender.engine._EXHAUSTIVE_LIMIT", 0)
-    return demo_recommender
+    return unfloored_recommender
 
 
 def test_filters_each(filtered_recommender, demo_records):
@@ -93,7 +105,7 @@ def test_filters_each(filtered_recommender, demo_records):
 
 
 def test_language_filter_with_a_second_language(demo_index, embedder):
-    rec = Recommender.open(demo_index, embedder=embedder)
+    rec = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0))  # mechanics: no floor
     for i, title in enumerate(["Sommet de Lisgard : pas de cessez-le-feu", "Les pourparlers de Lisgard reprendront"]):
         rec.upsert(parse_article({"id": f"fr-{i}", "title": title, "body": "Les dirigeants ont quitté Lisgard sans accord.",
                                   "language": "fr", "section": "world"}))  # fmt: skip
@@ -123,9 +135,9 @@ def test_window_and_freshness(demo_recommender):
     assert gap(fresh) <= gap(plain)
 
 
-def test_diversity_changes_the_list(demo_recommender):
-    plain = _ids(demo_recommender.related("demo-060", 6))
-    varied = demo_recommender.related("demo-060", 6, diversity=0.9)
+def test_diversity_changes_the_list(unfloored_recommender):
+    plain = _ids(unfloored_recommender.related("demo-060", 6))
+    varied = unfloored_recommender.related("demo-060", 6, diversity=0.9)
     assert len(varied) == 6 and _ids(varied) != plain
 
 

@@ -26,7 +26,8 @@ def test_evaluate_on_an_index_with_label_field(demo_index, tmp_path):
     assert result.exit_code == 0, result.output
     results = json.loads((report / "results.json").read_text())
     assert list(results) == ["default", "tfidf", "embedding", "recent", "recent-same-section", "random"]
-    assert results["default"]["ndcg@10"] > 0.9 > results["recent-same-section"]["ndcg@10"] > results["random"]["ndcg@10"]
+    # the default box stops at the relevance floor (nDCG@10 counts its empty slots): 0.892 when written
+    assert results["default"]["ndcg@10"] > 0.85 > results["recent-same-section"]["ndcg@10"] > results["random"]["ndcg@10"]
     assert results["default"]["self_recommendation_rate@10"] == 0.0
     assert results["default"]["near_duplicate_rate@10"] == 0.0
     for name in ("report.html", "report.md", "per_query.csv", "comparisons.json", "curves.png"):
@@ -163,7 +164,7 @@ def test_evaluate_indexes_articles_into_a_cache_without_index_dir(tmp_path, demo
     assert len(cached) == 1 and IndexDirectory(cached[0]).current() is not None
     assert f"indexing 1 file(s) into {cached[0]}" in result.stderr
     results = json.loads((report / "results.json").read_text())
-    assert results["default"]["ndcg@10"] > 0.9 and results["tfidf"]["ndcg@10"] > 0.5
+    assert results["default"]["ndcg@10"] > 0.85 and results["tfidf"]["ndcg@10"] > 0.5
     # The terminal shows whether a difference is real, not only the means: the numbers of comparisons.json.
     comparison = next(c for c in json.loads((report / "comparisons.json").read_text())["comparisons"] if c["metric"] == "ndcg@10")
     lines = result.stdout.splitlines()

@@ -62,12 +62,14 @@ def test_related_contract(client: TestClient) -> None:
     assert r.status_code == 200
     body = RelatedResponse.model_validate(r.json()).model_dump()
     assert body["article_id"] == "demo-006" and body["index_version"]
-    assert len(body["items"]) == 6  # k defaults to 6
+    # k defaults to 6; the floor leaves the box short and says by how much
+    assert len(body["items"]) + body["below_floor"] == 6 and len(body["items"]) >= 3
+    assert all(0.5 <= item["relevance"] <= 1 and item["fallback"] is False for item in body["items"])
     assert set(r.json()["items"][0]) >= {"id", "title", "url", "published_at", "section", "score", "reasons"}
     reason_types = {reason["type"] for item in r.json()["items"] for reason in item["reasons"]}
     assert "similar_meaning" in reason_types
     assert len(client.get(RELATED.format("demo-006"), params={"k": 1}).json()["items"]) == 1
-    assert len(client.get(RELATED.format("demo-006"), params={"k": 50}).json()["items"]) == 50
+    assert len(client.get(RELATED.format("demo-006"), params={"k": 50, "min_relevance": 0}).json()["items"]) == 50
 
 
 def test_related_options(client: TestClient) -> None:
@@ -83,7 +85,7 @@ def test_related_options(client: TestClient) -> None:
     assert all("2026-08-10" <= i["published_at"] <= "2026-09-01T00:00:00Z" for i in r.json()["items"])
     r = client.get(RELATED.format("demo-006"), params={"tag": "ceasefire"})
     assert r.status_code == 200 and r.json()["items"]
-    r = client.get(RELATED.format("demo-006"), params={"freshness": 3, "diversity": 0.5})
+    r = client.get(RELATED.format("demo-006"), params={"freshness": 3, "diversity": 0.5, "min_relevance": 0})
     assert r.status_code == 200 and len(r.json()["items"]) == 6
 
 
@@ -107,7 +109,7 @@ def test_invalid_parameters_are_422_naming_the_field(client: TestClient, params:
 
 
 def test_dates_without_a_utc_equivalent_are_open_bounds(client: TestClient) -> None:
-    params = {"since": "0001-01-01T00:19:07+18:00", "until": "9999-12-31T23:00:00-10:00", "k": 50}
+    params = {"since": "0001-01-01T00:19:07+18:00", "until": "9999-12-31T23:00:00-10:00", "k": 50, "min_relevance": 0}
     assert len(client.get(RELATED.format("demo-006"), params=params).json()["items"]) == 50
 
 
@@ -142,11 +144,11 @@ def _days_apart(a: str, b: str) -> float:
 def test_language_option(client: TestClient) -> None:
     german = _draft(title="Sonde Tessera erreicht den Kometen Okafor-Lind", language="de", section="science")
     assert client.put("/v1/articles/live-de", json=german, headers=admin_headers()).status_code == 201
-    everything = client.get(RELATED.format("demo-002"), params={"k": 50}).json()["items"]
+    everything = client.get(RELATED.format("demo-002"), params={"k": 50, "min_relevance": 0}).json()["items"]
     assert "live-de" in [i["id"] for i in everything]
-    only_de = client.get(RELATED.format("demo-002"), params={"language": "de"})
+    only_de = client.get(RELATED.format("demo-002"), params={"language": "de", "min_relevance": 0})
     assert only_de.status_code == 200 and [i["id"] for i in only_de.json()["items"]] == ["live-de"]
-    only_en = client.get(RELATED.format("demo-002"), params={"language": " EN ", "k": 50})  # normalised
+    only_en = client.get(RELATED.format("demo-002"), params={"language": " EN ", "k": 50, "min_relevance": 0})  # normalised
     assert len(only_en.json()["items"]) == 50 and "live-de" not in [i["id"] for i in only_en.json()["items"]]
     assert only_de.headers["etag"] != only_en.headers["etag"]  # part of the cache key
     none = client.get(RELATED.format("demo-002"), params={"language": "fr"})
@@ -254,11 +256,11 @@ def test_post_related_for_a_draft(client: TestClient) -> None:
 
 
 def test_post_related_options_in_body_and_query(client: TestClient) -> None:
-    r = client.post("/v1/related", params={"section": "world", "k": 2}, json=_draft())
+    r = client.post("/v1/related", params={"section": "world", "k": 2, "min_relevance": 0}, json=_draft())
     assert (
         r.status_code == 200 and len(r.json()["items"]) == 2 and all(i["section"] == "world" for i in r.json()["items"])
     )
-    r = client.post("/v1/related", params={"k": 2}, json=_draft(k=4.0, exclude_section=["science"]))
+    r = client.post("/v1/related", params={"k": 2}, json=_draft(k=4.0, exclude_section=["science"], min_relevance=0))
     assert len(r.json()["items"]) == 4 and all(i["section"] != "science" for i in r.json()["items"])
     own = client.post("/v1/related", json=_draft(id="demo-002", k=10)).json()
     assert "demo-002" not in [i["id"] for i in own["items"]]

@@ -77,9 +77,9 @@ def test_related_payload_shape_and_cache(live: LiveIndex) -> None:
     payload = first.payload
     assert payload["article_id"] == "demo-006"
     assert payload["index_version"] == live.snapshot.version
-    assert len(payload["items"]) == 6 and "demo-006" not in _ids(payload)
+    assert len(payload["items"]) + payload["below_floor"] == 6 and "demo-006" not in _ids(payload)
     item = payload["items"][0]
-    assert set(item) >= {"id", "title", "url", "published_at", "section", "score", "reasons"}
+    assert set(item) >= {"id", "title", "url", "published_at", "section", "score", "reasons", "relevance", "fallback"}
     assert all("type" in r for r in item["reasons"])
 
     second = live.related("demo-006", Q)
@@ -110,7 +110,7 @@ def test_filters_and_overrides_reach_the_engine(live: LiveIndex) -> None:
     default = _ids(live.related("demo-006", Q).payload)
     excluded = _ids(live.related("demo-006", RelatedOptions(k=6, exclude=",".join(default[:2]))).payload)
     assert not set(default[:2]) & set(excluded)
-    diverse = live.related("demo-006", RelatedOptions(k=6, diversity=0.9, freshness=1.0)).payload
+    diverse = live.related("demo-006", RelatedOptions(k=6, diversity=0.9, freshness=1.0, min_relevance=0)).payload
     assert len(diverse["items"]) == 6
 
 
@@ -150,11 +150,11 @@ def test_delete(live: LiveIndex, index_dir: Path) -> None:
     with pytest.raises(ArticleNotFoundError):
         live.delete("no-such-article")
     assert ChangeLog(index_dir).entries() == []  # an unknown id writes nothing
-    assert "demo-001" in _ids(live.related("demo-010", RelatedOptions(k=50)).payload)
+    assert "demo-001" in _ids(live.related("demo-010", RelatedOptions(k=50, min_relevance=0)).payload)
     assert live.delete("demo-001") is True
     with pytest.raises(ArticleNotFoundError):
         live.related("demo-001", Q)
-    assert "demo-001" not in _ids(live.related("demo-010", RelatedOptions(k=50)).payload)
+    assert "demo-001" not in _ids(live.related("demo-010", RelatedOptions(k=50, min_relevance=0)).payload)
     with pytest.raises(ArticleNotFoundError):
         live.delete("demo-001")
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import backends, build, evaluate, index, related
+from . import backends, build, calibrate, evaluate, index, related
 from .common import one_line, setup_logging
 
 __all__ = ["app", "main"]
@@ -72,6 +72,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
 app.command()(build.build)
 app.command()(related.related)
 app.command()(evaluate.evaluate)
+app.command()(calibrate.calibrate)
 app.command()(backends.backends)
 app.add_typer(index.app, name="index")
 

@@ -62,6 +62,10 @@ def related(
     exclude: Annotated[
         Optional[list[str]], typer.Option(metavar="ID,...", help="Never these article ids (comma-separated, repeatable).")
     ] = None,
+    min_relevance: Annotated[
+        Optional[float], typer.Option(metavar="P", help=_help("min_relevance"))
+    ] = None,
+    fill: Annotated[Optional[str], typer.Option(metavar="POLICY", help=_help("fill"))] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the related articles of one indexed article, by id or by URL.
@@ -72,7 +76,7 @@ def related(
         raise typer.BadParameter("give an article ID or --url URL (one of them)", param_hint="'ID' / '--url'")
     options = related_options(
         k=k, section=section, exclude_section=exclude_section, tag=tag, since=since, until=until,
-        freshness=freshness, diversity=diversity, language=language, window=window,
+        freshness=freshness, diversity=diversity, language=language, window=window, min_relevance=min_relevance, fill=fill,
         exclude=[part for value in exclude or () for part in value.split(",")],
     )  # fmt: skip
     settings = settings_from(index_dir=index_dir)
@@ -80,7 +84,9 @@ def related(
     def go():
         from ..engine import Recommender
 
-        rec = Recommender.open(settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests)
+        rec = Recommender.open(
+            settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=settings.relevance()
+        )
         source_id = rec.resolve_url(url) if url is not None else article_id
         return rec, source_id, rec.related(source_id, options.k, filters=options.filters(), **options.overrides())
 
@@ -95,4 +101,9 @@ def related(
     for n, item in enumerate(items, 1):
         a = item.article
         date = a.published_at.date().isoformat() if a.published_at else "-"
-        typer.echo(f"{n:2}. {item.score:.3f}  {a.id}  [{a.section or '-'} {date}]  {a.title}")
+        relevance = "  -  " if item.relevance is None else f"{item.relevance:.2f}"
+        mark = "  (fallback)" if item.fallback else ""
+        typer.echo(f"{n:2}. {item.score:.3f}  p={relevance}  {a.id}  [{a.section or '-'} {date}]  {a.title}{mark}")
+    below = getattr(items, "below_floor", 0)
+    if below:
+        typer.echo(f"({below} more below the relevance floor)")

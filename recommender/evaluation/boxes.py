@@ -139,6 +139,13 @@ def calibration(runs: Runs, qrels: Mapping[str, Mapping[str, float]], bins: int 
     if not pairs:
         return None
     p, y = np.asarray(pairs).T
+    return reliability(p, y, bins)
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Predicted probabilities ``p`` against outcomes ``y`` (0/1): the reliability table in ``bins`` equal-width
+    bins, the expected calibration error (ECE) and the Brier score."""
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
     which = np.clip((p * bins).astype(int), 0, bins - 1)
     table = []
     ece = 0.0

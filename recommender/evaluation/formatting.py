@@ -137,9 +137,23 @@ def box_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def floor_curve_rows(result: EvaluationResult, system: str = "default") -> tuple[list[str], list[list[str]]] | None:
+    """Header and rows of one engine system's floor curve (None when it has none)."""
+    curve = (result.boxes or {}).get(system, {}).get("floor_curve")
+    if not curve:
+        return None
+    k = (result.meta.get("boxes") or {}).get("k", 6)
+    names = ("unrelated_shown", "same_story_recall", "mean_box_length", "empty_boxes")
+    return ["min_relevance", *(f"{n}@{k}" for n in names)], [[fmt(p["floor"]), *(fmt(p[n]) for n in names)] for p in curve]
+
+
 def format_boxes(result: EvaluationResult) -> str:
-    """The box table as aligned text ("" when no box metrics were computed)."""
+    """The box table as aligned text, then the default's floor curve ("" when no box metrics were computed)."""
     if not result.boxes:
         return ""
     header, rows = box_rows(result)
-    return _aligned(header, rows)
+    text = _aligned(header, rows)
+    curve = floor_curve_rows(result)
+    if curve is not None:
+        text += "\n\nfloor curve of default (the engine rerun at each min_relevance)\n" + _aligned(*curve)
+    return text

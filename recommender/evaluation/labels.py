@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from ..article import Article
 from .groundtruth import GroundTruthError, Qrels
 
-__all__ = ["GRADINGS", "qrels_from_labels"]
+__all__ = ["GRADINGS", "labelled_ids", "qrels_from_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ def _normalise_label(article_id: str, field_name: str, value: Any) -> tuple[froz
     if isinstance(value, (int, float, bool)):
         return frozenset([value]), False
     raise GroundTruthError(f"article {article_id!r}: field {field_name!r} holds an unsupported {type(value).__name__}")
+
+
+def labelled_ids(articles: Iterable[Article], field: str) -> set[str]:
+    """Ids of the articles with a non-empty ``field`` label: the only ones whose relation to others is known."""
+    return {a.id for a in articles if _normalise_label(a.id, field, _label_of(a, field))[0] is not None}
 
 
 def qrels_from_labels(

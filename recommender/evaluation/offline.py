@@ -14,6 +14,7 @@ import numpy as np
 
 from index.persist import atomic_write_bytes
 
+from ..article import Article
 from ..engine import Recommender
 from ..errors import ConfigurationError
 from ..loading import load_articles
@@ -21,14 +22,14 @@ from ..ranking import RankingConfig
 from ..settings import Settings
 from .boxes import best_floor, box_metrics, box_runs, calibration, floored
 from .labels import qrels_from_labels
-from .qrels import load_qrels
+from .qrels import Qrels, load_qrels
 from .report import write_report
 from .runner import EvaluationResult, evaluate
 from .sessions import qrels_from_sessions
 from .sparse import sparse_stories, story_key
 from .systems import indexed_articles, make_systems, near_duplicate_predicate
 
-__all__ = ["GroundTruth", "SparseStories", "evaluate_boxes", "run_offline_evaluation"]
+__all__ = ["GroundTruth", "SparseStories", "evaluate_boxes", "floor_curve", "ground_truth_qrels", "run_offline_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,28 @@ class GroundTruth:
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.qrels, self.label_field, self.sessions)) != 1:
             raise ConfigurationError("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE")
+
+
+def ground_truth_qrels(truth: GroundTruth, labelled: Sequence[Article], corpus_ids: Sequence[str]) -> tuple[Qrels, Any, dict[str, Any]]:
+    """The judgments ``truth`` names, as qrels (sessions also give the popularity of each article), and how they
+    were made (for the report)."""
+    popularity = None
+    meta: dict[str, Any]
+    if truth.qrels is not None:
+        qrels = load_qrels(truth.qrels)
+        meta = {"ground_truth": {"kind": "qrels", "source": str(truth.qrels)}}
+    elif truth.label_field is not None:
+        qrels = qrels_from_labels(labelled, truth.label_field, grading=truth.grading)
+        meta = {"ground_truth": {"kind": "label_field", "source": truth.label_field, "grading": truth.grading}}
+    else:
+        assert truth.sessions is not None
+        qrels, popularity, stats = qrels_from_sessions(truth.sessions, list(corpus_ids))
+        examples = list(stats.unknown_ids[:10])
+        meta = {
+            "ground_truth": {"kind": "sessions", "source": str(truth.sessions)},
+            "sessions": {**stats.to_dict(), "unknown_id_examples": examples},
+        }
+    return qrels, popularity, meta
 
 
 @dataclass
@@ -86,25 +109,12 @@ def run_offline_evaluation(
 
         notice(f"indexing {len(articles)} file(s) into {settings.index_dir} (cached; only changes are re-embedded)")
         build_index(articles, settings, progress=True)
-    rec = Recommender.open(settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests)
+    rec = Recommender.open(
+        settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=settings.relevance()
+    )
     corpus = indexed_articles(rec)
     labelled = loaded if loaded is not None else corpus
-    popularity = None
-    meta: dict[str, Any]
-    if truth.qrels is not None:
-        qrels = load_qrels(truth.qrels)
-        meta = {"ground_truth": {"kind": "qrels", "source": str(truth.qrels)}}
-    elif truth.label_field is not None:
-        qrels = qrels_from_labels(labelled, truth.label_field, grading=truth.grading)
-        meta = {"ground_truth": {"kind": "label_field", "source": truth.label_field, "grading": truth.grading}}
-    else:
-        assert truth.sessions is not None
-        qrels, popularity, stats = qrels_from_sessions(truth.sessions, [a.id for a in corpus])
-        examples = list(stats.unknown_ids[:10])
-        meta = {
-            "ground_truth": {"kind": "sessions", "source": str(truth.sessions)},
-            "sessions": {**stats.to_dict(), "unknown_id_examples": examples},
-        }
+    qrels, popularity, meta = ground_truth_qrels(truth, labelled, [a.id for a in corpus])
     # Queries not in the index cannot be asked; evaluate() still counts them (meta.json, reports) as unknown.
     queries = sorted(q for q in qrels if q in rec)
     if not queries:
@@ -151,6 +161,21 @@ def _box_queries(truth: GroundTruth, qrels: dict, labelled: list, rec: Recommend
     return sorted(i for i in ids if i in rec)
 
 
+#: Floors the evaluation reruns the engine at: what a site gives up and gains by moving ``min_relevance``.
+CURVE_FLOORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def floor_curve(system: Any, qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """The engine's boxes at each of :data:`CURVE_FLOORS` (rerun, not cut after the fact: a floor lets a lower
+    ranked item above it into the box): unrelated share, same-story recall and box length per floor."""
+    curve = []
+    for value in CURVE_FLOORS:
+        runs = {q: system.recommend_box(q, k, floor=value) for q in queries if in_corpus(q)}
+        m = box_metrics(runs, qrels, k, corpus=in_corpus)
+        curve.append({"floor": value, **{name: m[f"{name}@{k}"] for name in ("unrelated_shown", "same_story_recall", "mean_box_length", "empty_boxes")}})
+    return curve
+
+
 def evaluate_boxes(systems: Sequence[Any], qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
     """Box metrics per system: the engine at its configured floor, baselines with scores at their best floor."""
     out = {}
@@ -163,5 +188,6 @@ def evaluate_boxes(systems: Sequence[Any], qrels: dict, queries: list[str], k: i
         if hasattr(system, "recommend_box"):  # calibration of the relevance, over the unfloored boxes
             unfloored = {q: system.recommend_box(q, k, floor=False) for q in queries if in_corpus(q)}
             metrics["calibration"] = calibration(unfloored, qrels)
+            metrics["floor_curve"] = floor_curve(system, qrels, queries, k, in_corpus=in_corpus)
         out[system.name] = metrics
     return out

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .formatting import (
     box_rows,
+    floor_curve_rows,
     fmt,
     fmt_p,
     format_comparisons,
@@ -232,6 +233,9 @@ def render_markdown(result: EvaluationResult, plots: Mapping[str, Path | None] |
     parts += ["## Output health", "", _md_table(*_health_rows(result)), ""]
     if result.boxes:
         parts += ["## Boxes (what a reader sees)", "", _md_table(*box_rows(result)), ""]
+        curve = floor_curve_rows(result)
+        if curve is not None:
+            parts += ["Floor curve of `default` (the engine rerun at each `min_relevance`):", "", _md_table(*curve), ""]
     titles = {
         "reliability": "Reliability of the calibrated relevance",
         "curves": "Metric@k",
@@ -280,6 +284,9 @@ def render_html(result: EvaluationResult, plots: Mapping[str, Path | None] | Non
     parts += ["<h2>Output health</h2>", _html_table(*_health_rows(result))]
     if result.boxes:
         parts += ["<h2>Boxes (what a reader sees)</h2>", _html_table(*box_rows(result))]
+        curve = floor_curve_rows(result)
+        if curve is not None:
+            parts += ["<p>Floor curve of <code>default</code> (the engine rerun at each <code>min_relevance</code>):</p>", _html_table(*curve)]
     titles = {
         "reliability": "Reliability of the calibrated relevance",
         "curves": "Metric@k",

@@ -42,8 +42,12 @@ def engine_system(rec: Recommender, config: RankingConfig, name: str | None = No
     def recommend(query_id: str, k: int) -> list[str]:
         return [r.article.id for r in rec.related(query_id, k, **overrides)]
 
-    def recommend_box(query_id: str, k: int, *, floor: bool = True) -> list[BoxItem]:
-        options = overrides if floor else {**overrides, "min_relevance": 0.0, "fill": "none"}
+    def recommend_box(query_id: str, k: int, *, floor: bool | float = True) -> list[BoxItem]:
+        """The box at the configured floor (True), unfloored (False) or at the given floor (a number)."""
+        if floor is True:
+            options = overrides
+        else:
+            options = {**overrides, "min_relevance": 0.0 if floor is False else float(floor), "fill": "none"}
         return [BoxItem(r.article.id, r.relevance, r.fallback) for r in rec.related(query_id, k, **options)]
 
     system = FunctionSystem(name or config.name, recommend)

@@ -166,6 +166,7 @@ class ServedVersion:
                 version=name,
                 mmap=self.settings.mmap,
                 verify_digests=self.settings.verify_digests,
+                relevance=self.settings.relevance(),
             )
             entries = self.log.entries(after=rec.wal_seq)
             rec.replay(entries, reuse=old.recommender if old is not None else None)
