@@ -644,3 +644,20 @@ def test_demo_page_inserts_text_never_markup() -> None:
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in code, sink
     assert "textContent" in code
+
+
+def test_relevance_floor_options_and_errors(client: TestClient) -> None:
+    """Issue 13: the floor, below_floor and fill through HTTP."""
+    body = client.get(RELATED.format("demo-006"), params={"k": 20}).json()
+    assert len(body["items"]) + body["below_floor"] == 20 and body["below_floor"] > 0
+    filled = client.get(RELATED.format("demo-006"), params={"k": 20, "fill": "recent"}).json()
+    assert len(filled["items"]) == 20 and filled["below_floor"] == body["below_floor"]
+    assert sum(i["fallback"] for i in filled["items"]) == body["below_floor"]
+    for params, message in [
+        ({"min_relevance": 1.5}, "min_relevance: Input should be less than or equal to 1"),
+        ({"min_relevance": "high"}, "min_relevance: expected a number"),
+        ({"fill": "random"}, "fill: Input should be 'none', 'section_recent' or 'recent'"),
+    ]:
+        r = client.get(RELATED.format("demo-006"), params=params)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+        assert r.json()["error"]["message"] == message
