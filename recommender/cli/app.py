@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import build, evaluate, index, related
+from . import build, evaluate, events, index, related
 from .common import one_line, setup_logging
 
 __all__ = ["app", "main"]
@@ -73,6 +73,7 @@ app.command()(build.build)
 app.command()(related.related)
 app.command()(evaluate.evaluate)
 app.add_typer(index.app, name="index")
+app.add_typer(events.app, name="events")
 
 
 def _add_plugin_commands() -> None:

@@ -60,8 +60,8 @@ def arrow_schema() -> Any:
             ("at", pa.timestamp("ms", tz="UTC")),
             ("event_id", pa.string()),
             ("received_at", pa.timestamp("ms", tz="UTC")),
-            # 16 bytes naming the event (recommender.events.schema.event_key): SELECT DISTINCT on it drops resends.
-            ("key", pa.binary(16)),
+            # Names the event (recommender.events.schema.event_key): SELECT DISTINCT on it drops resends.
+            ("key", pa.int64()),
         ]
     )
 
@@ -138,7 +138,7 @@ def _ms(text: str) -> int:
 
 @dataclass
 class Columns:
-    """Events as columns (ms times, 16-byte keys), the damaged lines skipped, in log order."""
+    """Events as columns (ms times, 64-bit keys), the damaged lines skipped, in log order."""
 
     type: list[str] = field(default_factory=list)
     source_id: list[str] = field(default_factory=list)
@@ -150,7 +150,7 @@ class Columns:
     at: list[int] = field(default_factory=list)
     event_id: list[str | None] = field(default_factory=list)
     received_at: list[int] = field(default_factory=list)
-    key: list[bytes] = field(default_factory=list)
+    key: list[int] = field(default_factory=list)
     damaged: list[tuple[int, bytes, str]] = field(default_factory=list)
 
     def __len__(self) -> int:

@@ -72,13 +72,13 @@ class _RecentKeys:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._current: set[bytes] = set()
-        self._previous: set[bytes] = set()
+        self._current: set[int] = set()
+        self._previous: set[int] = set()
 
-    def __contains__(self, key: bytes) -> bool:
+    def __contains__(self, key: int) -> bool:
         return key in self._current or key in self._previous
 
-    def add(self, key: bytes) -> None:
+    def add(self, key: int) -> None:
         if self.size <= 0:
             return
         self._current.add(key)
@@ -91,12 +91,12 @@ class _RecentKeys:
 
 @dataclass
 class _Ticket:
-    keys: list[bytes]
+    keys: list[int]
     bodies: list[bytes]
     result: Appended | None = None
     error: BaseException | None = None
     done: bool = False
-    new_keys: list[bytes] = field(default_factory=list)
+    new_keys: list[int] = field(default_factory=list)
 
 
 def _segment_name(started_ns: int) -> str:
@@ -162,7 +162,7 @@ class EventLog:
     def _commit(self, group: list[_Ticket]) -> None:
         now = self.clock()
         received = b'"received_at":"' + format_ms(int(now * 1000)).encode() + b'"}\n'
-        fresh: set[bytes] = set()
+        fresh: set[int] = set()
         lines: list[bytes] = []
         for ticket in group:
             duplicates = 0

@@ -195,16 +195,19 @@ def check_visitor(value: str) -> str:
 def event_key(
     type: str, source_id: str, item_id: str, position: int, request_id: str, variant: str, visitor: str, at_ms: int,
     event_id: str | None = None,
-) -> bytes:  # fmt: skip
-    """16 bytes naming the event: (visitor, event_id) when the client sent an id, else all of its fields."""
+) -> int:  # fmt: skip
+    """A signed 64-bit integer naming the event: (visitor, event_id) when the client sent an id, else all of its
+    fields. 64 bits (a Parquet INT64 column every reader knows, 8 bytes per event; a 16-byte key made the Parquet
+    files 5 times larger): two different events of one day collide with probability n^2 / 2^65, about 3e-6 for
+    10 million events a day, and a collision would drop one of them as a duplicate."""
     if event_id is not None:
         text = f"id\x1f{visitor}\x1f{event_id}"
     else:
         text = f"{type}\x1f{source_id}\x1f{item_id}\x1f{position}\x1f{request_id}\x1f{variant}\x1f{visitor}\x1f{at_ms}"
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
 
 
-def key_of(event: Event) -> bytes:
+def key_of(event: Event) -> int:
     return event_key(
         event.type, event.source_id, event.item_id, event.position, event.request_id, event.variant, event.visitor,
         event.at_ms(), event.event_id,

@@ -28,10 +28,10 @@ other next to each other, check a planned change with :func:`moved_share`, and g
 from __future__ import annotations
 
 import hashlib
-from itertools import pairwise
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
