@@ -122,6 +122,8 @@ def to_sessions(
     Example: recommender events to-sessions --events DIR --out sessions.jsonl --variant control
     """
     folder = _events_dir(events, index_dir)
+    if not folder.is_dir():
+        fail(f"{folder}: no such events folder", 2)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
 
     def go():
@@ -133,10 +135,7 @@ def to_sessions(
         write_sessions(out, sessions)
         return summary
 
-    try:
-        summary = run(go)
-    except FileNotFoundError as exc:
-        fail(str(exc), 2)
+    summary = run(go)
     typer.echo(f"{out}: {summary.line()}")
 
 
