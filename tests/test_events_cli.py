@@ -86,7 +86,7 @@ def test_from_simulated_readers_to_an_offline_evaluation_of_their_sessions(demo_
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in sessions.read_text().splitlines()]
     assert lines and all(set(s) == {"session_id", "article_ids"} and len(s["article_ids"]) >= 2 for s in lines)
-    qrels, _, stats = qrels_from_sessions(sessions, {f"demo-{n:03d}" for n in range(1, 141)})
+    _, _, stats = qrels_from_sessions(sessions, {f"demo-{n:03d}" for n in range(1, 141)})
     assert stats.unknown_reads == 0 and stats.pairs > 0
 
     offline = tmp_path / "offline"

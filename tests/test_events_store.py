@@ -104,6 +104,7 @@ def test_a_failed_write_is_cut_back_and_nothing_of_the_batch_is_stored(tmp_path:
     root = tmp_path / "events"
     log = EventLog(root, clock=Clock(DAY1))
     log.append(_events(5))
+    segment = log.segment
     real_write = os.write
 
     def half_then_full(fd, data):  # the disk fills up half way through the batch
@@ -117,9 +118,9 @@ def test_a_failed_write_is_cut_back_and_nothing_of_the_batch_is_stored(tmp_path:
         log.append(_events(10, start=100))
     monkeypatch.setattr(os, "write", real_write)
     assert log.failed == 10
-    segment = log.segment
-    assert segment is not None and segment.read_bytes().count(b"\n") == 5 and segment.read_bytes().endswith(b"\n")
+    assert segment.read_bytes().count(b"\n") == 5 and segment.read_bytes().endswith(b"\n")
     assert log.append(_events(10, start=100)).accepted == 10  # not remembered as stored: accepted when resent
+    assert log.segment != segment  # never appended to after a cut-back
     assert load_events(root)[0].num_rows == 15
 
 

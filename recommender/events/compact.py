@@ -225,7 +225,7 @@ def _delete_compacted(root: Path, folder: Path, state: DayState, report: Compact
     removed = False
     for segment in segments(folder):
         end, size = complete_end(segment)
-        if state.offsets.get(segment.name, 0) != end:
+        if state.offsets.get(segment.name, 0) < end:  # (greater: a failed append was cut back after it was read)
             continue
         if size > end:
             torn = read_range(segment, end, size)

@@ -229,13 +229,16 @@ class EventLog:
             os.fsync(fd)
         except OSError as exc:
             # Nothing of an unacknowledged batch may stay: cut the segment back to where it was.
+            path = self._path
             try:
                 os.ftruncate(fd, start)
                 os.fsync(fd)
             except OSError:
-                logger.exception("%s: could not cut back a failed append; starting a new segment", self._path)
-                self.close()  # the tail may hold part of a batch: never append after it
-            raise _write_error(exc, self._path) from None
+                logger.exception("%s: could not cut back a failed append", path)
+            # Never append to this segment again: a compaction of today's log (``compact --now``) may have read lines
+            # of the failed batch already, and its recorded offset must never point past bytes still to come.
+            self.close()
+            raise _write_error(exc, path) from None
         self._size = start + len(data)
 
     def close(self) -> None:

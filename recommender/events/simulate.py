@@ -96,7 +96,8 @@ class Transport(Protocol):
 
 class HttpTransport:
     """Through a running service: ``GET /v1/articles/{id}/related?visitor=`` and ``POST /v1/events`` (as
-    ``text/plain``, what ``navigator.sendBeacon`` sends). A 429 waits ``Retry-After`` and sends again."""
+    ``text/plain``, what ``navigator.sendBeacon`` sends). A 429 waits ``Retry-After`` and sends again; a 503 (the
+    index still loading) is retried for up to ``timeout`` seconds."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -127,7 +128,12 @@ class HttpTransport:
 
     def related(self, source_id: str, visitor: str, k: int) -> dict[str, Any]:
         query = urllib.parse.urlencode({"k": k, "visitor": visitor})
-        status, _, data = self._request("GET", f"/v1/articles/{urllib.parse.quote(source_id, safe='')}/related?{query}")
+        path = f"/v1/articles/{urllib.parse.quote(source_id, safe='')}/related?{query}"
+        deadline = time.monotonic() + self._timeout
+        status, _, data = self._request("GET", path)
+        while status == 503 and time.monotonic() < deadline:  # a service that is still loading its index
+            time.sleep(0.5)
+            status, _, data = self._request("GET", path)
         if status != 200:
             raise RuntimeError(f"related {source_id!r}: HTTP {status}: {data[:300]!r}")
         return json.loads(data)
