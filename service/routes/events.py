@@ -68,15 +68,12 @@ def _client(request: Request) -> str:
     responses={
         **error_responses(413, 415, 422, 429, 503, 507),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _batch_schema()},
-                "text/plain": {"schema": {"type": "string", "description": "The same JSON document as text."}},
-            },
-        }
-    },
+    description="A batch of events as JSON. `Content-Type: text/plain` with the same JSON document is accepted too "
+    "(what `navigator.sendBeacon` sends without a CORS preflight). 200 means every event is stored (fsynced) or was "
+    "already; any error means none of the batch was stored. Events are checked against the server's clock: at most "
+    "RECOMMENDER_EVENTS_MAX_FUTURE_SECONDS ahead, at most RECOMMENDER_EVENTS_MAX_AGE_DAYS old.",
+    # Only the JSON form is in the schema: a text/plain body is "any string" to a schema, which it is not.
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _batch_schema()}}}},
 )
 async def post_events(request: Request) -> Response:
     settings: Settings = request.app.state.settings
