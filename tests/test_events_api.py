@@ -69,7 +69,9 @@ def _now() -> str:
 def _events_for(payload: dict, visitor: str, click: int | None = None) -> list[dict]:
     base = {"source_id": payload["article_id"], "request_id": payload["request_id"], "variant": payload["variant"],
             "visitor": visitor, "at": _now()}  # fmt: skip
-    events = [{"type": "impression", "item_id": i["id"], "position": n, **base} for n, i in enumerate(payload["items"], 1)]
+    events = [
+        {"type": "impression", "item_id": i["id"], "position": n, **base} for n, i in enumerate(payload["items"], 1)
+    ]
     if click is not None:
         events.append({"type": "click", "item_id": payload["items"][click - 1]["id"], "position": click, **base})
     return events
@@ -86,7 +88,9 @@ def test_related_names_the_list_and_the_variant(client: TestClient) -> None:
     anonymous = client.get(RELATED.format("demo-006")).json()
     assert anonymous["variant"] == "control" and anonymous["request_id"] == control["request_id"]  # the same list
     assert client.get(RELATED.format("demo-006"), params={"visitor": ""}).json()["variant"] == "control"
-    draft = client.post("/v1/related", params={"visitor": visitors["diverse"]}, json={"title": "Ceasefire talks in Lisgard"})
+    draft = client.post(
+        "/v1/related", params={"visitor": visitors["diverse"]}, json={"title": "Ceasefire talks in Lisgard"}
+    )
     assert draft.status_code == 200 and draft.json()["variant"] == "diverse" and len(draft.json()["request_id"]) == 24
 
 
@@ -121,7 +125,9 @@ def test_events_are_stored_from_json_and_from_a_beacon(client: TestClient, index
     first = client.post("/v1/events", json={"events": events[:4]})
     assert first.status_code == 200 and first.json() == {"accepted": 4, "duplicates": 0}
     assert first.headers["cache-control"] == "no-store"
-    beacon = client.post("/v1/events", content=json.dumps({"events": events[4:]}), headers={"content-type": "text/plain;charset=UTF-8"})
+    beacon = client.post(
+        "/v1/events", content=json.dumps({"events": events[4:]}), headers={"content-type": "text/plain;charset=UTF-8"}
+    )
     assert beacon.json() == {"accepted": 3, "duplicates": 0}
     resent = client.post("/v1/events", content=json.dumps({"events": events}), headers={"content-type": "text/plain"})
     assert resent.json() == {"accepted": 0, "duplicates": 7}
@@ -137,12 +143,20 @@ def test_events_are_stored_from_json_and_from_a_beacon(client: TestClient, index
         ({"events": [{"position": 0}]}, "events[0].type: Field required (nothing was stored)", "body.events[0].type"),
         ("not json", "body: not valid JSON (expected ident at line 1 column 2) (nothing was stored)", "body"),
         ([1, 2], 'body: expected a JSON object {"events": [...]} (nothing was stored)', "body"),
-        ({"events": []}, "events: List should have at least 1 item after validation, not 0 (nothing was stored)", "body.events"),
+        (
+            {"events": []},
+            "events: List should have at least 1 item after validation, not 0 (nothing was stored)",
+            "body.events",
+        ),
     ],
 )
-def test_bad_batches_are_422_and_store_nothing(client: TestClient, index_dir: Path, body, message: str, field: str) -> None:
+def test_bad_batches_are_422_and_store_nothing(
+    client: TestClient, index_dir: Path, body, message: str, field: str
+) -> None:
     content = body if isinstance(body, str) else json.dumps(body)
-    error = _error(client.post("/v1/events", content=content, headers={"content-type": "application/json"}), 422, "invalid_request")
+    error = _error(
+        client.post("/v1/events", content=content, headers={"content-type": "application/json"}), 422, "invalid_request"
+    )
     assert (error["message"], error["fields"]) == (message, [field])
     assert not (index_dir / "events").exists()
 
@@ -165,7 +179,11 @@ def test_a_bad_event_names_its_index_and_nothing_of_the_batch_is_stored(client: 
 
 
 def test_other_content_types_are_415(client: TestClient) -> None:
-    error = _error(client.post("/v1/events", content=b"<events/>", headers={"content-type": "application/xml"}), 415, "unsupported_media_type")
+    error = _error(
+        client.post("/v1/events", content=b"<events/>", headers={"content-type": "application/xml"}),
+        415,
+        "unsupported_media_type",
+    )
     assert error["message"] == "body: expected Content-Type application/json or text/plain, got application/xml"
 
 

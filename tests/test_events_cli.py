@@ -29,14 +29,25 @@ def _one_error_line(result) -> str:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--events", "e", "--qrels", "q.tsv"], "error: --events (online evaluation) cannot be combined with --qrels (offline evaluation)"),
-        (["--events", "e", "--sessions", "s", "--articles", "a"],
-         "error: --events (online evaluation) cannot be combined with --sessions, --articles (offline evaluation)"),
-        (["--label-field", "story_id", "--since", "2026-11-01"], "error: --since is an option of online evaluation: give --events DIR"),
+        (
+            ["--events", "e", "--qrels", "q.tsv"],
+            "error: --events (online evaluation) cannot be combined with --qrels (offline evaluation)",
+        ),
+        (
+            ["--events", "e", "--sessions", "s", "--articles", "a"],
+            "error: --events (online evaluation) cannot be combined with --sessions, --articles (offline evaluation)",
+        ),
+        (
+            ["--label-field", "story_id", "--since", "2026-11-01"],
+            "error: --since is an option of online evaluation: give --events DIR",
+        ),
         (["--events", "e", "--since", "last week"], "error: --since: not an ISO-8601 date: 'last week'"),
         (["--events", "e", "--since", "2026-11-02", "--until", "2026-11-01"], "error: --since must be before --until"),
         (["--events", "e", "--shares", "control=0.5,b"], "error: --shares: expected NAME=NUMBER, got 'b'"),
-        (["--events", "e", "--shares", "control=0.5,b=0.6"], "error: --shares: shares must add up to 1, got 1.1 (control=0.5, b=0.6)"),
+        (
+            ["--events", "e", "--shares", "control=0.5,b=0.6"],
+            "error: --shares: shares must add up to 1, got 1.1 (control=0.5, b=0.6)",
+        ),
     ],
 )
 def test_evaluate_events_usage_errors(args, message, tmp_path) -> None:
@@ -62,9 +73,15 @@ def test_from_simulated_readers_to_an_offline_evaluation_of_their_sessions(demo_
     index = copy_index(demo_index, tmp_path / "index")
     diverse = tmp_path / "diverse.json"
     diverse.write_text(json.dumps({"diversity": 0.9}))
-    env = {"RECOMMENDER_VARIANTS": json.dumps({"control": {"share": 0.5}, "diverse": {"share": 0.5, "config": str(diverse)}})}
+    env = {
+        "RECOMMENDER_VARIANTS": json.dumps(
+            {"control": {"share": 0.5}, "diverse": {"share": 0.5, "config": str(diverse)}}
+        )
+    }
     events = tmp_path / "events"
-    result = _run("events", "simulate", "--index-dir", index, "--events", events, "--visitors", 600, "--seed", 2, env=env)
+    result = _run(
+        "events", "simulate", "--index-dir", index, "--events", events, "--visitors", 600, "--seed", 2, env=env
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("simulated 600 visitors")
 
@@ -90,7 +107,9 @@ def test_from_simulated_readers_to_an_offline_evaluation_of_their_sessions(demo_
     assert stats.unknown_reads == 0 and stats.pairs > 0
 
     offline = tmp_path / "offline"
-    result = _run("evaluate", "--index-dir", index, "--sessions", sessions, "--report", offline, "--systems", "default,random")
+    result = _run(
+        "evaluate", "--index-dir", index, "--sessions", sessions, "--report", offline, "--systems", "default,random"
+    )
     assert result.exit_code == 0, result.output
     means = json.loads((offline / "results.json").read_text())
     assert means["default"]["ndcg@10"] > means["random"]["ndcg@10"]

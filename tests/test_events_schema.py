@@ -38,7 +38,9 @@ def _error(body) -> InvalidEventsError:
 
 
 def test_a_valid_batch_is_parsed_and_normalised() -> None:
-    events = parse_batch(json.dumps({"events": [_event(), _event(type="click", at="2026-11-30T12:59:00.123456+01:00")]}), LIMITS)
+    events = parse_batch(
+        json.dumps({"events": [_event(), _event(type="click", at="2026-11-30T12:59:00.123456+01:00")]}), LIMITS
+    )
     assert [e.type for e in events] == ["impression", "click"]
     assert events[0].record() == {**_event(), "at": "2026-11-30T11:59:00.123Z"}
     assert events[1].at == datetime(2026, 11, 30, 11, 59, 0, 123000, tzinfo=UTC)  # UTC, milliseconds
@@ -94,12 +96,24 @@ def test_the_first_bad_event_is_named_and_all_bad_ones_counted() -> None:
         (b"{", "body", "body: not valid JSON (EOF while parsing an object at line 1 column 1) (nothing was stored)"),
         (b"[]", "body", 'body: expected a JSON object {"events": [...]} (nothing was stored)'),
         (b"{}", "events", "events: Field required (nothing was stored)"),
-        (b'{"events": []}', "events", "events: List should have at least 1 item after validation, not 0 (nothing was stored)"),
+        (
+            b'{"events": []}',
+            "events",
+            "events: List should have at least 1 item after validation, not 0 (nothing was stored)",
+        ),
         (b'{"events": {}}', "events", "events: Input should be a valid array (nothing was stored)"),
         (b'{"events": [1]}', "events[0]", "events[0]: Input should be an object (nothing was stored)"),
-        (b'{"events": [], "more": 1}', "events", "events: List should have at least 1 item after validation, not 0 (nothing was stored)"),
+        (
+            b'{"events": [], "more": 1}',
+            "events",
+            "events: List should have at least 1 item after validation, not 0 (nothing was stored)",
+        ),
         # JSON allows a lone surrogate escape; UTF-8 cannot hold it
-        (b'{"events": [{"visitor": "\\udfff"}]}', "body", "body: not valid JSON (lone leading surrogate in hex escape at line 1 column 31) (nothing was stored)"),
+        (
+            b'{"events": [{"visitor": "\\udfff"}]}',
+            "body",
+            "body: not valid JSON (lone leading surrogate in hex escape at line 1 column 31) (nothing was stored)",
+        ),
     ],
 )
 def test_batch_shape_errors(body: bytes, field: str, message: str) -> None:
@@ -113,7 +127,9 @@ def test_a_batch_over_the_limit_is_refused_before_its_events_are_read() -> None:
 
 
 def test_a_lone_surrogate_from_python_is_refused_naming_the_field() -> None:
-    with pytest.raises(InvalidEventsError, match=r"^events\[0\]\.item_id: .*unable to parse raw data as a unicode string"):
+    with pytest.raises(
+        InvalidEventsError, match=r"^events\[0\]\.item_id: .*unable to parse raw data as a unicode string"
+    ):
         parse_batch({"events": [_event(item_id="a\udfffb")]}, LIMITS)
 
 

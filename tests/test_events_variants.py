@@ -65,7 +65,11 @@ def test_neighbour_trades_are_minimal_and_other_trades_are_not() -> None:
     thirds = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
     # b gives 1/6 to c (neighbours): only those visitors move
     neighbours = {"a": 1 / 3, "b": 1 / 6, "c": 1 / 2}
-    assert moved_share(thirds, neighbours) == pytest.approx(minimal_moved_share(thirds, neighbours)) == pytest.approx(1 / 6)
+    assert (
+        moved_share(thirds, neighbours)
+        == pytest.approx(minimal_moved_share(thirds, neighbours))
+        == pytest.approx(1 / 6)
+    )
     before, after = _assign(thirds), _assign(neighbours)
     assert {(x, y) for x, y in zip(before, after) if x != y} == {("b", "c")}
     # a new variant added last, taking its share from the one before it
@@ -92,17 +96,33 @@ def test_moved_share_matches_the_visitors_who_move() -> None:
 @pytest.mark.parametrize(
     "value, message",
     [
-        ('{"control": {"share": 0.5}, "b": {"share": 0.4}}', "RECOMMENDER_VARIANTS: shares must add up to 1, got 0.9 (control=0.5, b=0.4)"),
-        ('{"control": {"share": 1.5}}', "RECOMMENDER_VARIANTS__CONTROL__SHARE=1.5: Input should be less than or equal to 1"),
-        ('{"no space": {"share": 1}}', "RECOMMENDER_VARIANTS: variant name 'no space' must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
-        ('{"control": {"share": 1, "weight": 2}}', "RECOMMENDER_VARIANTS__CONTROL__WEIGHT=2: Extra inputs are not permitted"),
-        ('{"control": {"share": 0.5}, "b": {"share": 0.5, "config": "missing.json"}}',
-         "RECOMMENDER_VARIANTS: variant 'b': missing.json: cannot read ranking configuration: No such file or directory"),
+        (
+            '{"control": {"share": 0.5}, "b": {"share": 0.4}}',
+            "RECOMMENDER_VARIANTS: shares must add up to 1, got 0.9 (control=0.5, b=0.4)",
+        ),
+        (
+            '{"control": {"share": 1.5}}',
+            "RECOMMENDER_VARIANTS__CONTROL__SHARE=1.5: Input should be less than or equal to 1",
+        ),
+        (
+            '{"no space": {"share": 1}}',
+            "RECOMMENDER_VARIANTS: variant name 'no space' must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        ),
+        (
+            '{"control": {"share": 1, "weight": 2}}',
+            "RECOMMENDER_VARIANTS__CONTROL__WEIGHT=2: Extra inputs are not permitted",
+        ),
+        (
+            '{"control": {"share": 0.5}, "b": {"share": 0.5, "config": "missing.json"}}',
+            "RECOMMENDER_VARIANTS: variant 'b': missing.json: cannot read ranking configuration: No such file or directory",
+        ),
     ],
 )
 def test_bad_variant_settings_are_one_line_naming_the_variable(value: str, message: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["related", "demo-001", "--index-dir", str(tmp_path)], env={"RECOMMENDER_VARIANTS": value})
+    result = CliRunner().invoke(
+        app, ["related", "demo-001", "--index-dir", str(tmp_path)], env={"RECOMMENDER_VARIANTS": value}
+    )
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {message}"
 

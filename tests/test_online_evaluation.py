@@ -108,7 +108,9 @@ def test_report_files_escape_what_they_show(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def live(demo_index: Path, tmp_path_factory, embedder) -> LiveIndex:
     root = copy_index(demo_index, tmp_path_factory.mktemp("online") / "index")
-    settings = Settings(index_dir=root, poll_interval=0, variants={"control": {"share": 0.5}, "treatment": {"share": 0.5}})
+    settings = Settings(
+        index_dir=root, poll_interval=0, variants={"control": {"share": 0.5}, "treatment": {"share": 0.5}}
+    )
     index = LiveIndex(settings, embedder=embedder)
     index.load()
     return index

@@ -125,7 +125,10 @@ def run_closed_loop(base: str, duration: float, connections: int, kind: str, ids
         async def request(client: Any, rng: random.Random) -> Any:
             return await client.get("/ping")
     else:
-        paths = [f"/v1/articles/{i}/related?k=6&visitor=v{n}" for n, i in enumerate(_zipf_sample(ids, 20_000, 1.1, random.Random(7)))]
+        paths = [
+            f"/v1/articles/{i}/related?k=6&visitor=v{n}"
+            for n, i in enumerate(_zipf_sample(ids, 20_000, 1.1, random.Random(7)))
+        ]
 
         async def request(client: Any, rng: random.Random) -> Any:
             return await client.get(rng.choice(paths))
@@ -148,7 +151,11 @@ def run_paced_events(base: str, duration: float, per_second: float, ids: list[st
                 target = n / per_second
                 if target > now:
                     await asyncio.sleep(target - now)
-                tasks.append(asyncio.create_task(client.post("/v1/events", content=_batch(ids, rng), headers={"content-type": "text/plain"})))
+                tasks.append(
+                    asyncio.create_task(
+                        client.post("/v1/events", content=_batch(ids, rng), headers={"content-type": "text/plain"})
+                    )
+                )
                 n += 1
             for task in tasks:
                 try:
@@ -196,7 +203,9 @@ def main() -> None:
         port = _free_port()
         proc = start_trivial(port)
         try:
-            results["ping"] = _result(_in_child(run_closed_loop, f"http://127.0.0.1:{port}", args.duration, args.connections, "ping", ids))
+            results["ping"] = _result(
+                _in_child(run_closed_loop, f"http://127.0.0.1:{port}", args.duration, args.connections, "ping", ids)
+            )
         finally:
             stop(proc)
 
@@ -205,7 +214,9 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             _result(_in_child(run_closed_loop, base, 2.0, args.connections, "events", ids))  # warm-up
-            results["ingest"] = _result(_in_child(run_closed_loop, base, args.duration, args.connections, "events", ids))
+            results["ingest"] = _result(
+                _in_child(run_closed_loop, base, args.duration, args.connections, "events", ids)
+            )
         finally:
             stop(proc)
         logged = sorted(events_dir.glob("_log/received=*/*.jsonl"))
@@ -244,7 +255,9 @@ def main() -> None:
         events = f"{20 * r['rps']:.0f}" if name == "ingest" else "-"
         print(f"{name:<20}{r['rps']:>10.0f}{events:>10}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}")
     paced = results["paced events"]
-    print(f"paced poster during the related run: {paced['events_per_s']:.0f} events/s acknowledged, {paced['failed']} failed")
+    print(
+        f"paced poster during the related run: {paced['events_per_s']:.0f} events/s acknowledged, {paced['failed']} failed"
+    )
     rate = 20 * ingest["rps"]
     print(f"ingest: {rate:.0f} events/s = {ingest['rps'] / ping['rps']:.2f}x ping's requests/s; "
           f"target >= 5000 events/s with p99 < 50 ms: {'met' if rate >= 5000 and ingest['p99'] < 50 else 'NOT met'}")  # fmt: skip

@@ -28,7 +28,9 @@ EventsOpt = Annotated[
         show_default=False,
     ),
 ]
-SinceOpt = Annotated[str | None, typer.Option(metavar="DATE", help="Only events at or after (ISO-8601, UTC if no offset).")]
+SinceOpt = Annotated[
+    str | None, typer.Option(metavar="DATE", help="Only events at or after (ISO-8601, UTC if no offset).")
+]
 UntilOpt = Annotated[str | None, typer.Option(metavar="DATE", help="Only events before (ISO-8601, UTC if no offset).")]
 
 
@@ -154,8 +156,12 @@ def simulate(
     ] = None,
     label_field: Annotated[str, typer.Option(metavar="NAME", help="Field naming an article's story.")] = "story_id",
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", min=1, max=50, help="Items per box.")] = 6,
-    p_same: Annotated[float, typer.Option(metavar="P", min=0, max=1, help="Click probability of an examined same-story item.")] = 0.35,
-    q_other: Annotated[float, typer.Option(metavar="Q", min=0, max=1, help="Click probability of any other examined item.")] = 0.03,
+    p_same: Annotated[
+        float, typer.Option(metavar="P", min=0, max=1, help="Click probability of an examined same-story item.")
+    ] = 0.35,
+    q_other: Annotated[
+        float, typer.Option(metavar="Q", min=0, max=1, help="Click probability of any other examined item.")
+    ] = 0.03,
     views: Annotated[float, typer.Option(metavar="N", min=1, help="Mean page views per visitor.")] = 3.0,
     heterogeneity: Annotated[
         float, typer.Option(metavar="SD", min=0, help="Spread of visitors' click propensity (mean 1).")
@@ -180,9 +186,13 @@ def simulate(
 
     try:
         model = ReaderModel(
-            p_same=p_same, q_other=q_other, views=views, heterogeneity=heterogeneity, click_scale=parse_assignments(click_scale, "--click-scale"),
+            p_same=p_same,
+            q_other=q_other,
+            views=views,
+            heterogeneity=heterogeneity,
+            click_scale=parse_assignments(click_scale, "--click-scale"),
             drop=parse_assignments(drop, "--drop"),
-        )  # fmt: skip
+        )
     except ValueError as exc:
         fail(str(exc), 2)
     corpus = articles or Path(str(resources.files("recommender") / "data" / "demo_articles.jsonl"))

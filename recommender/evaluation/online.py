@@ -164,7 +164,9 @@ class SrmCheck:
         return {**asdict(self), "mismatch": self.mismatch, "alpha": SRM_ALPHA}
 
     def line(self) -> str:
-        observed = ", ".join(f"{n} {self.observed.get(n, 0)} (expected {self.expected.get(n, 0):.0f})" for n in self.shares)
+        observed = ", ".join(
+            f"{n} {self.observed.get(n, 0)} (expected {self.expected.get(n, 0):.0f})" for n in self.shares
+        )
         extra = f"; visitors in variants without a share: {self.unexpected}" if self.unexpected else ""
         verdict = "SAMPLE RATIO MISMATCH: do not trust the comparisons" if self.mismatch else "no sample ratio mismatch"
         return f"{verdict} (chi-square {self.chi2:.2f}, p = {self.p_value:.3g}; visitors {observed}{extra})"
@@ -252,7 +254,11 @@ def evaluate_online(
     variant, names = _codes(table.column("variant")) if table.num_rows else (np.zeros(0, np.int64), [])
     clicks_mask = np.asarray(pc.equal(table.column("type"), "click").to_numpy(zero_copy_only=False), dtype=bool)
     position = np.asarray(table.column("position").to_numpy(), dtype=np.int64)
-    day = (np.asarray(table.column("at").cast("int64").to_numpy(), dtype=np.int64) // 86_400_000) if table.num_rows else np.zeros(0, np.int64)
+    day = (
+        (np.asarray(table.column("at").cast("int64").to_numpy(), dtype=np.int64) // 86_400_000)
+        if table.num_rows
+        else np.zeros(0, np.int64)
+    )
 
     # Visitors in more than one variant are not randomised units: out of every figure.
     pairs = np.unique(np.stack([visitor, variant]), axis=1) if visitor.size else np.zeros((2, 0), np.int64)
@@ -264,7 +270,9 @@ def evaluate_online(
     quality["events_of_those_visitors"] = int((~keep).sum())
 
     order = list(shares) if shares else []
-    order += sorted((n for n in names if n not in order), key=lambda n: -int(((variant == names.index(n)) & keep).sum()))
+    order += sorted(
+        (n for n in names if n not in order), key=lambda n: -int(((variant == names.index(n)) & keep).sum())
+    )
     present = [n for n in order if n in names]
     stats: list[VariantStats] = []
     per_visitor_counts: dict[str, tuple[Any, Any]] = {}
@@ -321,10 +329,18 @@ def _compare(
     b_clicks, b_impressions = counts[item.name]
     difference = item.ctr - reference.ctr
     variance = delta_method_variance(a_clicks, a_impressions) + delta_method_variance(b_clicks, b_impressions)
-    z = difference / math.sqrt(variance) if variance > 0 else (math.nan if difference == 0 else math.copysign(math.inf, difference))
+    z = (
+        difference / math.sqrt(variance)
+        if variance > 0
+        else (math.nan if difference == 0 else math.copysign(math.inf, difference))
+    )
     pooled_n = reference.impressions + item.impressions
     pooled = (reference.clicks + item.clicks) / pooled_n if pooled_n else math.nan
-    naive_se = math.sqrt(pooled * (1 - pooled) * (1 / reference.impressions + 1 / item.impressions)) if reference.impressions and item.impressions else math.nan
+    naive_se = (
+        math.sqrt(pooled * (1 - pooled) * (1 / reference.impressions + 1 / item.impressions))
+        if reference.impressions and item.impressions
+        else math.nan
+    )
     naive_z = difference / naive_se if naive_se and math.isfinite(naive_se) else math.nan
     low, high = _bootstrap([(a_clicks, a_impressions), (b_clicks, b_impressions)], n_bootstrap, seed)
     return VariantComparison(

@@ -78,7 +78,11 @@ def comparison_rows(result: OnlineResult) -> list[list[str]]:
 
 def position_rows(result: OnlineResult) -> tuple[list[str], list[list[str]]]:
     positions = sorted({p for v in result.variants for p in v.by_position})
-    header = ["position", *(f"{v.name} CTR" for v in result.variants), *(f"{v.name} impressions" for v in result.variants)]
+    header = [
+        "position",
+        *(f"{v.name} CTR" for v in result.variants),
+        *(f"{v.name} impressions" for v in result.variants),
+    ]
     rows = []
     for p in positions:
         ctrs = [_pct(v.by_position[p][2]) if p in v.by_position else "-" for v in result.variants]
@@ -146,7 +150,13 @@ def plot_positions(result: OnlineResult, path: Path) -> Path:
         if not points:
             continue
         xs = [p for p, *_ in points]
-        axis.plot(xs, [100 * r for _, r, _, _ in points], marker="o", linestyle=("-", "--", ":", "-.")[number % 4], label=v.name)
+        axis.plot(
+            xs,
+            [100 * r for _, r, _, _ in points],
+            marker="o",
+            linestyle=("-", "--", ":", "-.")[number % 4],
+            label=v.name,
+        )
         axis.fill_between(xs, [100 * lo for *_, lo, _ in points], [100 * hi for *_, hi in points], alpha=0.15)
     axis.set_xlabel("position in the box")
     axis.set_ylabel("CTR, %")

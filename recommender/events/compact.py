@@ -138,7 +138,9 @@ def compact(
     return report
 
 
-def _run(root: Path, day: str, folder: Path, state: DayState, report: CompactionReport, mark: Callable[[str], None]) -> None:
+def _run(
+    root: Path, day: str, folder: Path, state: DayState, report: CompactionReport, mark: Callable[[str], None]
+) -> None:
     import pyarrow.compute as pc
 
     job = state.pending
@@ -219,7 +221,9 @@ def _write_part(target: Path, table: Any) -> None:
     fsync_dir(target.parent.parent)  # a new partition folder's name must be durable too
 
 
-def _delete_compacted(root: Path, folder: Path, state: DayState, report: CompactionReport, mark: Callable[[str], None]) -> None:
+def _delete_compacted(
+    root: Path, folder: Path, state: DayState, report: CompactionReport, mark: Callable[[str], None]
+) -> None:
     """A closed day's segments whose complete lines are all in Parquet; a torn tail (never acknowledged) is kept
     aside first. Then the folder itself once nothing but its state is left."""
     removed = False
@@ -231,7 +235,9 @@ def _delete_compacted(root: Path, folder: Path, state: DayState, report: Compact
             torn = read_range(segment, end, size)
             kept = keep_aside(root, segment, end, torn)
             report.damaged += 1
-            logger.error("%s: unfinished last line of %d bytes (a writer died mid-append); kept in %s", segment, size - end, kept)
+            logger.error(
+                "%s: unfinished last line of %d bytes (a writer died mid-append); kept in %s", segment, size - end, kept
+            )
         segment.unlink()
         report.segments_deleted += 1
         removed = True

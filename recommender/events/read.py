@@ -35,9 +35,7 @@ def _day(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def load_events(
-    root: Path, *, since: datetime | None = None, until: datetime | None = None
-) -> tuple[Any, LoadStats]:
+def load_events(root: Path, *, since: datetime | None = None, until: datetime | None = None) -> tuple[Any, LoadStats]:
     """Events with ``since <= at < until`` (either bound optional), duplicates dropped (the first copy kept), in
     the columns of :func:`recommender.events.files.arrow_schema`. Raises FileNotFoundError for a missing folder."""
     import pyarrow as pa

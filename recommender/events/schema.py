@@ -96,7 +96,12 @@ class Limits:
     """What a batch is checked against: the server's clock and the configured limits."""
 
     def __init__(
-        self, *, max_events: int = 100, max_future: float = 300.0, max_age: float = 7 * 86400.0, now: float | None = None
+        self,
+        *,
+        max_events: int = 100,
+        max_future: float = 300.0,
+        max_age: float = 7 * 86400.0,
+        now: float | None = None,
     ) -> None:
         self.max_events = max_events
         self.max_future = max_future
@@ -245,7 +250,11 @@ def _invalid(exc: ValidationError, body: Any) -> InvalidEventsError:
         return InvalidEventsError("body", f"not valid JSON ({detail})" if detail else "not valid JSON")
     if first.get("loc") == () and kind in ("model_type", "model_attributes_type", "dict_type"):
         return InvalidEventsError("body", 'expected a JSON object {"events": [...]}')
-    bad = {err["loc"][1] for err in errors if len(err["loc"]) > 1 and err["loc"][0] == "events" and isinstance(err["loc"][1], int)}
+    bad = {
+        err["loc"][1]
+        for err in errors
+        if len(err["loc"]) > 1 and err["loc"][0] == "events" and isinstance(err["loc"][1], int)
+    }
     total = _count_events(body) if bad else 0  # a batch-level error (too many, not a list) is no event's fault
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     return InvalidEventsError(_location(tuple(first.get("loc", ()))), message, invalid=max(1, len(bad)), total=total)

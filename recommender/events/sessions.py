@@ -56,7 +56,9 @@ def clicks_to_sessions(
     clicks = table.filter(pc.equal(table.column("type"), "click"))
     if variants:
         clicks = clicks.filter(pc.is_in(clicks.column("variant"), value_set=_strings(variants)))
-    order = pc.sort_indices(clicks, sort_keys=[("visitor", "ascending"), ("at", "ascending"), ("position", "ascending")])
+    order = pc.sort_indices(
+        clicks, sort_keys=[("visitor", "ascending"), ("at", "ascending"), ("position", "ascending")]
+    )
     clicks = clicks.take(order)
     visitors = clicks.column("visitor").to_pylist()
     sources = clicks.column("source_id").to_pylist()

@@ -109,7 +109,9 @@ class HttpTransport:
         self._conn: http.client.HTTPConnection | None = None
         self.requests = 0
 
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(3):
             if self._conn is None:
                 self._conn = self._factory(self._host, self._port, timeout=self._timeout)
@@ -141,7 +143,9 @@ class HttpTransport:
     def send(self, events: list[dict[str, Any]]) -> None:
         body = orjson.dumps({"events": events})
         while True:
-            status, headers, data = self._request("POST", "/v1/events", body, {"Content-Type": "text/plain;charset=UTF-8"})
+            status, headers, data = self._request(
+                "POST", "/v1/events", body, {"Content-Type": "text/plain;charset=UTF-8"}
+            )
             if status == 429:
                 time.sleep(float(headers.get("retry-after", "1")))
                 continue
@@ -277,8 +281,17 @@ def simulate(
             moment += int(rng.uniform(20, 120) * 1000)
             if not silent:
                 at = format_ms(last_ms)
-                base = {"source_id": source, "request_id": payload["request_id"], "variant": variant, "visitor": visitor, "at": at}
-                events = [{"type": "impression", "item_id": item, "position": p, **base} for p, item in enumerate(items, start=1)]
+                base = {
+                    "source_id": source,
+                    "request_id": payload["request_id"],
+                    "variant": variant,
+                    "visitor": visitor,
+                    "at": at,
+                }
+                events = [
+                    {"type": "impression", "item_id": item, "position": p, **base}
+                    for p, item in enumerate(items, start=1)
+                ]
                 if clicked is not None:
                     events.append({"type": "click", "item_id": clicked[1], "position": clicked[0], **base})
                 transport.send(events)

@@ -80,7 +80,9 @@ def check_shares(shares: Mapping[str, float]) -> None:
             raise ValueError(f"share of {name!r} must be a number from 0 to 1, got {share!r}")
     total = sum(shares.values())
     if abs(total - 1) > SHARE_TOLERANCE:
-        raise ValueError(f"shares must add up to 1, got {total:.6g} ({', '.join(f'{n}={s:g}' for n, s in shares.items())})")
+        raise ValueError(
+            f"shares must add up to 1, got {total:.6g} ({', '.join(f'{n}={s:g}' for n, s in shares.items())})"
+        )
 
 
 def _boundaries(shares: Sequence[float]) -> list[int]:

@@ -93,7 +93,9 @@ def _writer(url: str, wid: int, rnd: int, ledger: Ledger, lock: threading.Lock, 
             with lock:
                 ledger.in_flight |= keys
             try:
-                r = client.post("/v1/events", content=json.dumps({"events": events}), headers={"content-type": "text/plain"})
+                r = client.post(
+                    "/v1/events", content=json.dumps({"events": events}), headers={"content-type": "text/plain"}
+                )
             except httpx.HTTPError:
                 return
             with lock:
@@ -151,7 +153,9 @@ def run_round(index_dir: Path, rnd: int, writers: int, rng: random.Random, ledge
     if compaction.returncode == 0:
         ledger.compactions_finished += 1
     elif compaction.returncode != -signal.SIGKILL:
-        ledger.errors.append(f"round {rnd}: compaction exited {compaction.returncode}: {compaction.stderr.read()[-500:]!r}")
+        ledger.errors.append(
+            f"round {rnd}: compaction exited {compaction.returncode}: {compaction.stderr.read()[-500:]!r}"
+        )
     for t in threads:
         t.join(timeout=30)
     server.stop()

@@ -62,7 +62,9 @@ def test_acknowledged_events_survive_kill_9(servers, demo_index: Path, tmp_path:
                 with lock:
                     in_flight.update(keys)
                 try:
-                    r = client.post("/v1/events", content=json.dumps({"events": events}), headers={"content-type": "text/plain"})
+                    r = client.post(
+                        "/v1/events", content=json.dumps({"events": events}), headers={"content-type": "text/plain"}
+                    )
                 except httpx.HTTPError:
                     return  # killed: this batch may or may not have landed
                 with lock:
@@ -106,7 +108,9 @@ def test_acknowledged_events_survive_kill_9(servers, demo_index: Path, tmp_path:
     assert acknowledged <= set(parquet)
 
 
-def test_simulated_readers_over_http_and_the_planted_ranking_difference(servers, demo_index: Path, tmp_path: Path) -> None:
+def test_simulated_readers_over_http_and_the_planted_ranking_difference(
+    servers, demo_index: Path, tmp_path: Path
+) -> None:
     root = copy_index(demo_index, tmp_path / "index")
     diverse = tmp_path / "diverse.json"
     diverse.write_text(json.dumps({"diversity": 0.9}))
@@ -116,7 +120,9 @@ def test_simulated_readers_over_http_and_the_planted_ranking_difference(servers,
     ids, stories = load_stories(DEMO_CORPUS)
     transport = HttpTransport(server.url)
     try:
-        summary = simulate(transport, ids, stories, visitors=800, seed=4, model=ReaderModel(heterogeneity=0.5), span=3600)
+        summary = simulate(
+            transport, ids, stories, visitors=800, seed=4, model=ReaderModel(heterogeneity=0.5), span=3600
+        )
     finally:
         transport.close()
     assert summary.visitors == 800 and set(summary.visitors_by_variant) == {"control", "diverse"}
