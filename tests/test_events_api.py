@@ -4,6 +4,7 @@ POST /v1/events with every refusal in the stable error shape, rate limits, metri
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -215,3 +216,46 @@ def test_storage_failure_is_a_503_and_nothing_is_acknowledged(index_dir: Path, e
         payload = client.get(RELATED.format("demo-006")).json()
         error = _error(client.post("/v1/events", json={"events": _events_for(payload, "v1")}), 503, "write_failed")
         assert "the events were not stored" in error["message"]
+
+
+def test_a_changed_variant_configuration_changes_the_etag_and_request_id(
+    index_dir: Path, embedder, tmp_path: Path
+) -> None:
+    """ETags hold across restarts; a variant whose ranking file changed serves other lists, so its tags change."""
+    config = tmp_path / "b.json"
+    answers = []
+    for diversity in (0.2, 0.2, 0.8):
+        config.write_text(json.dumps({"diversity": diversity}))
+        variants = {"b": {"share": 1.0, "config": str(config)}}
+        with _client(index_dir, embedder, variants=variants) as client:
+            answers.append(client.get(RELATED.format("demo-006")))
+    assert answers[0].headers["etag"] == answers[1].headers["etag"]
+    assert answers[0].json()["request_id"] == answers[1].json()["request_id"]
+    assert answers[2].headers["etag"] != answers[0].headers["etag"]
+    assert answers[2].json()["request_id"] != answers[0].json()["request_id"]
+
+
+def test_the_service_compacts_closed_days_in_the_background(index_dir: Path, embedder) -> None:
+    from recommender.events.log import EventLog
+    from recommender.events.schema import Limits, parse_batch
+
+    received = datetime.now(UTC) - timedelta(days=2)
+    log = EventLog(index_dir / "events", clock=received.timestamp)
+    payload = {
+        "source_id": "demo-006",
+        "request_id": "r1",
+        "variant": "control",
+        "visitor": "v",
+        "at": received.isoformat(),
+    }
+    events = [{"type": "impression", "item_id": f"demo-00{n}", "position": n, **payload} for n in range(1, 7)]
+    log.append(parse_batch({"events": events}, Limits(now=received.timestamp())))
+    log.close()
+    with _client(index_dir, embedder, events_compact_interval=0.1) as client:
+        compactor = client.app.state.compactor
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while compactor.last is None and datetime.now(UTC) < deadline:
+            time.sleep(0.05)
+        assert compactor.last is not None and compactor.last.written == 6
+    assert len(list((index_dir / "events").glob("date=*/part-*.parquet"))) == 1
+    assert not list((index_dir / "events" / "_log").glob("received=*"))

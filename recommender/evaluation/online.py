@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..events.variants import DEFAULT_VARIANT
+
 __all__ = [
     "SRM_ALPHA",
     "OnlineResult",
@@ -238,8 +240,8 @@ def evaluate_online(
     n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> OnlineResult:
-    """Per-variant figures, comparisons with ``baseline`` (default: the first of ``shares``, else the variant with
-    most visitors) and the sample-ratio check (skipped without ``shares``) from an events table
+    """Per-variant figures, comparisons with ``baseline`` (default: the first of ``shares``, else ``control``, else
+    the variant with most visitors) and the sample-ratio check (skipped without ``shares``) from an events table
     (:func:`recommender.events.read.load_events`)."""
     import numpy as np
     import pyarrow.compute as pc
@@ -269,7 +271,8 @@ def evaluate_online(
     quality["visitors_in_several_variants"] = int(crossed.sum())
     quality["events_of_those_visitors"] = int((~keep).sum())
 
-    order = list(shares) if shares else []
+    # Baseline first: the first configured variant, else the default variant (control) when present.
+    order = list(shares) if shares else ([DEFAULT_VARIANT] if DEFAULT_VARIANT in names else [])
     order += sorted(
         (n for n in names if n not in order), key=lambda n: -int(((variant == names.index(n)) & keep).sum())
     )

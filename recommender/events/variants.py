@@ -166,6 +166,16 @@ class Variant:
         """The ranking fields this variant sets (all of its configuration's), for ``Recommender.related``."""
         return self.config.to_dict() if self.config is not None else {}
 
+    @property
+    def key(self) -> str:
+        """Names what the variant serves, for cache keys, ETags and request ids: its name and, when it has a
+        configuration, a digest of it (a variant whose file changed between restarts serves other lists, and an
+        ETag a client kept from before must not match them)."""
+        if self.config is None:
+            return self.name
+        text = repr(sorted(self.overrides().items())).encode()
+        return f"{self.name}:{hashlib.blake2b(text, digest_size=6).hexdigest()}"
+
 
 class Experiment:
     """The configured variants and the bucketing rule. ``assign(None)`` is the default variant (the first)."""
@@ -226,3 +236,6 @@ class Experiment:
 
     def overrides(self, name: str) -> dict[str, Any]:
         return self.variant(name).overrides()
+
+    def key(self, name: str) -> str:
+        return self.variant(name).key

@@ -144,12 +144,14 @@ class LiveIndex:
     # entry, the ETag and the request_id (which names the list served, see payloads.list_id).
     def related_etag(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> str:
         """The ETag a related response would carry now, without computing it (for If-None-Match)."""
-        return etag(self.snapshot.state, "related", article_id, options.key(), variant or self.experiment.default)
+        variant_key = self.experiment.key(variant or self.experiment.default)
+        return etag(self.snapshot.state, "related", article_id, options.key(), variant_key)
 
     def peek_related(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> RelatedResult | None:
         """The cached response, or None (not counted as a miss: :meth:`related` is expected to follow)."""
         snap = self.snapshot
-        key = (snap.state, "related", article_id, options.key(), variant or self.experiment.default)
+        variant_key = self.experiment.key(variant or self.experiment.default)
+        key = (snap.state, "related", article_id, options.key(), variant_key)
         hit = self.cache.get(key, count_miss=False)
         return RelatedResult(hit, etag(*key), True, key[0]) if hit is not None else None
 
@@ -162,7 +164,7 @@ class LiveIndex:
         snap = self.snapshot
         variant = variant or self.experiment.default
         overrides = self._overrides(options, variant)
-        key = ("related", article_id, options.key(), variant)
+        key = ("related", article_id, options.key(), self.experiment.key(variant))
 
         def compute(state: str) -> dict[str, Any]:
             items = snap.recommender.related(article_id, options.k, filters=options.filters(), **overrides)
@@ -183,7 +185,7 @@ class LiveIndex:
             items = rec.related_to_article(draft, options.k, filters=options.filters(), **overrides)
             state = snap.state
         shown = tuple(item.article.id for item in items)
-        request_id = list_id(state, "draft", options.key(), variant, shown)
+        request_id = list_id(state, "draft", options.key(), self.experiment.key(variant), shown)
         return related_payload(None, snap.version, items, request_id=request_id, variant=variant)
 
     def article(self, article_id: str) -> tuple[Article, str]:
