@@ -64,6 +64,10 @@ def test_missing_events_folders_are_one_line(tmp_path) -> None:
     assert result.exit_code == 2 and _one_error_line(result) == f"error: {tmp_path / 'none'}: no such events folder"
     result = _run("events", "simulate", "--url", "ftp://x", "--visitors", "1")
     assert result.exit_code == 1 and _one_error_line(result) == "error: not an http(s) URL: 'ftp://x'"
+    result = _run("events", "simulate", "--index-dir", tmp_path / "none", "--visitors", "1")
+    assert result.exit_code == 2 and _one_error_line(result) == (
+        f"error: no index published in {tmp_path / 'none'}; run `recommender build` first (or give --url)"
+    )
     result = _run("events", "simulate", "--drop", "b=2", "--visitors", "1")
     assert result.exit_code == 2 and _one_error_line(result) == "error: drop share of 'b' must be from 0 to 1, got 2.0"
 

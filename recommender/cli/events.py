@@ -197,6 +197,11 @@ def simulate(
         fail(str(exc), 2)
     corpus = articles or Path(str(resources.files("recommender") / "data" / "demo_articles.jsonl"))
     settings = None if url else settings_from(index_dir=index_dir)
+    if settings is not None:
+        from index import IndexDirectory
+
+        if IndexDirectory(settings.index_dir).current() is None:
+            fail(f"no index published in {settings.index_dir}; run `recommender build` first (or give --url)", 2)
 
     def go():
         from ..events.simulate import HttpTransport, LocalTransport, load_stories
@@ -213,12 +218,14 @@ def simulate(
             live = LiveIndex(local)
             live.load()
             if not live.ready:
-                fail(f"no index to simulate on: {live.reason}", 2)
+                fail(f"cannot simulate on {settings.index_dir}: {live.reason}", 2)
             transport = LocalTransport(live, EventLog(local.events_path()))
         return run_readers(transport, ids, stories, visitors=visitors, seed=seed, model=model, k=k)
 
+    from ..events.simulate import SimulationError
+
     try:
         summary = run(go)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, SimulationError) as exc:
         fail(str(exc), 1)
     typer.echo(summary.line())

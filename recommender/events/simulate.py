@@ -41,12 +41,17 @@ from .schema import format_ms
 
 __all__ = [
     "HttpTransport",
+    "SimulationError",
     "LocalTransport",
     "ReaderModel",
     "SimulationSummary",
     "load_stories",
     "simulate",
 ]
+
+
+class SimulationError(RuntimeError):
+    """The service answered something other than what a reader's browser expects."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class HttpTransport:
             time.sleep(0.5)
             status, _, data = self._request("GET", path)
         if status != 200:
-            raise RuntimeError(f"related {source_id!r}: HTTP {status}: {data[:300]!r}")
+            raise SimulationError(f"related {source_id!r}: HTTP {status}: {data[:300]!r}")
         return json.loads(data)
 
     def send(self, events: list[dict[str, Any]]) -> None:
@@ -150,7 +155,7 @@ class HttpTransport:
                 time.sleep(float(headers.get("retry-after", "1")))
                 continue
             if status != 200:
-                raise RuntimeError(f"events: HTTP {status}: {data[:300]!r}")
+                raise SimulationError(f"events: HTTP {status}: {data[:300]!r}")
             return
 
     def flush(self) -> None:
