@@ -41,9 +41,9 @@ from .schema import format_ms
 
 __all__ = [
     "HttpTransport",
-    "SimulationError",
     "LocalTransport",
     "ReaderModel",
+    "SimulationError",
     "SimulationSummary",
     "load_stories",
     "simulate",
