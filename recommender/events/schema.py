@@ -13,6 +13,7 @@ same fields, so it has the same key.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -30,7 +31,7 @@ from pydantic import (
 
 from ..article import ID_PATTERN
 from ..errors import RecommenderError
-from ..options import MAX_K, UtcDatetime
+from ..options import MAX_K
 from .variants import VARIANT_PATTERN
 
 __all__ = [
@@ -71,11 +72,12 @@ class InvalidEventsError(RecommenderError, ValueError):
         super().__init__(f"{field}: {reason}{tail}")
 
 
-def _json_integer(value: Any) -> Any:
-    # JSON integers only: "3" and true are not positions (pydantic's lax mode would take both).
-    if isinstance(value, (bool, str, bytes)):
-        raise ValueError("expected an integer")  # noqa: TRY004 - pydantic reports ValueError
-    return value
+def _iso_text(value: Any) -> Any:
+    # ISO-8601 text only: pydantic's lax mode would also read a number (or a string of digits) as a Unix time.
+    # (A check of the shape, not a parse: this runs for every event ingested; pydantic's own parser follows.)
+    if isinstance(value, datetime) or (isinstance(value, str) and len(value) >= 10 and value[4:5] == "-"):
+        return value
+    raise ValueError("expected an ISO-8601 date-time, e.g. 2026-08-01T12:00:00Z")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -126,18 +128,23 @@ class Event(BaseModel):
     type: Literal["impression", "click"] = Field(description="impression (shown) or click.")
     source_id: ArticleId = Field(description="The article whose related box it was (article_id of the response).")
     item_id: ArticleId = Field(description="The related article shown or clicked.")
-    position: Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_json_integer)] = Field(
+    # strict: a JSON integer, not "3", true or 3.0
+    position: Annotated[int, Field(ge=1, le=MAX_K, strict=True)] = Field(
         description="1-based position of the item in the box."
     )
     request_id: Token = Field(description="request_id of the related response that showed the box.")
     variant: str = Field(pattern=VARIANT_PATTERN, description="variant of that response.")
     visitor: str = Field(pattern=VISITOR_PATTERN, description="Anonymous visitor id (the one sent as ?visitor=).")
-    at: UtcDatetime = Field(description="When it happened, ISO-8601 (a time without offset means UTC).")
+    at: Annotated[datetime, BeforeValidator(_iso_text)] = Field(
+        description="When it happened, ISO-8601 (a time without offset means UTC)."
+    )
     event_id: Token | None = Field(None, description="Optional client id of the event; a resent event keeps it.")
 
     @field_validator("at")
     @classmethod
     def _recent(cls, value: datetime, info: ValidationInfo) -> datetime:
+        """In UTC (a naive time means UTC), to the millisecond, and within the limits of the server's clock."""
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         limits = (info.context or {}).get("limits")
         if limits is not None:
             now = limits.now if limits.now is not None else datetime.now(UTC).timestamp()
@@ -230,6 +237,8 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 def parse_batch(body: bytes | str | Mapping[str, Any], limits: Limits) -> list[Event]:
     """Validate a batch (JSON text or already-parsed data); :class:`InvalidEventsError` names the first bad field."""
+    if limits.now is None:  # one clock reading per batch, not one per event
+        limits = Limits(max_events=limits.max_events, max_future=limits.max_future, max_age=limits.max_age, now=time.time())
     context = {"limits": limits}
     try:
         if isinstance(body, (bytes, str)):
