@@ -16,9 +16,10 @@ in its own process, which saturates near 1,000 requests/s on this machine and th
   service's own metrics), and p50/p99 latency at that saturation; then ``ingest at target``: 250 batches/s paced
   (5,000 events/s, open loop), p50/p99 latency from when each batch was due. Target: >= 5,000 events/s with
   p99 < 50 ms;
-* ``related alone`` then ``related + events``: related-by-id with the response cache (Zipf-distributed ids, 32
-  connections), first alone, then while another process posts 1,000 events/s (50 batches of 20 per second, paced).
-  Target: the second >= 90% of the first.
+* ``related alone`` then ``related + events``: related-by-id with the response cache (Zipf-distributed ids, each
+  request with its own ``visitor``, 32 connections), first alone, then while another process posts 1,000 events/s
+  (50 batches of 20 per second, paced); ``--pairs`` alternating pairs, the median ratio reported. Target: the
+  second >= 90% of the first.
 
 Then the log the ingest run wrote is compacted (``compact --now``) and bytes per event are reported for the JSON
 lines log and for the Parquet partitions.
@@ -65,6 +66,16 @@ def start_service(index_dir: Path, events_dir: Path, port: int) -> subprocess.Po
     )
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env)
     _wait_http(f"http://127.0.0.1:{port}/readyz")
+    # The model loads in the background after the index (seconds of CPU holding the GIL), then the heap is frozen
+    # (service/memory.py): measure after both, as a service that has been up for a while.
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while httpx.get(f"http://127.0.0.1:{port}/v1/index", timeout=5).json()["model_state"] != "ready":
+        if time.monotonic() > deadline:
+            raise SystemExit("the service's model did not load")
+        time.sleep(0.2)
+    time.sleep(2.0)
     return proc
 
 
@@ -323,6 +334,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=8, help="event posters in the ingest run")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s posted during the related run")
+    parser.add_argument("--pairs", type=int, default=3, help="alternating related runs, alone and with events")
     parser.add_argument("--tool", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -363,10 +375,17 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             measure(tool, base, 5.0, 32, "related", ids)  # fills the cache
-            results["related alone"] = measure(tool, base, args.duration, 32, "related", ids)
-            poster = _in_child(run_paced_events, base, args.duration, args.rate / 20, ids)
-            results["related + events"] = measure(tool, base, args.duration, 32, "related", ids)
-            results["paced events"] = _result(poster)
+            # alternating pairs: on a shared machine a neighbour's burst then hits one pair, not the comparison
+            pairs = []
+            for _ in range(args.pairs):
+                alone = measure(tool, base, args.duration, 32, "related", ids)
+                poster = _in_child(run_paced_events, base, args.duration, args.rate / 20, ids)
+                loaded = measure(tool, base, args.duration, 32, "related", ids)
+                pairs.append((alone, loaded, _result(poster)))
+            ratios = [loaded["rps"] / alone["rps"] for alone, loaded, _ in pairs]
+            middle = sorted(range(len(pairs)), key=lambda i: ratios[i])[len(pairs) // 2]
+            results["related alone"], results["related + events"], results["paced events"] = pairs[middle]
+            results["related ratios"] = ratios
         finally:
             stop(proc)
 
@@ -405,9 +424,10 @@ def main() -> None:
         f"{ingest['p99']:.1f} ms at saturation); target >= 5000 events/s with p99 < 50 ms: {'met' if met else 'NOT met'}"
     )
     ratio = results["related + events"]["rps"] / results["related alone"]["rps"]
+    each = ", ".join(f"{r:.2f}" for r in results["related ratios"])
     print(
-        f"related while ingesting {paced['events_per_s']:.0f} events/s: {ratio:.2f}x alone; target >= 0.90: "
-        f"{'met' if ratio >= 0.9 else 'NOT met'}"
+        f"related while ingesting {paced['events_per_s']:.0f} events/s: {ratio:.2f}x alone (median of {each}; the "
+        f"table shows that pair); target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'}"
     )
     print(
         f"storage: log {log_bytes / max(log_events, 1):.0f} bytes/event ({log_events} events, {log_bytes} bytes); "
