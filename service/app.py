@@ -21,7 +21,7 @@ from recommender.settings import Settings
 
 from .errors import install_error_handlers
 from .fastpath import RelatedFastPath
-from .memory import TRIM_EVERY, freeze_heap, release_free_memory
+from .memory import TRIM_EVERY, release_free_memory
 from .metrics import Metrics, MetricsMiddleware
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .ratelimit import TokenBuckets
@@ -59,8 +59,6 @@ class _Background:
             self.live.load()  # not ready is a state the probes report, not a reason to stop
         if self.preload_model and not self._stop.is_set():
             _preload_model(self.live)
-        if self.preload_model:  # a process of its own (python -m service), not an app inside a test process
-            freeze_heap()
         if self.interval <= 0:
             return
         last_trim = time.monotonic()
@@ -70,8 +68,6 @@ class _Background:
             except Exception:  # a poller that dies silently would freeze the served version forever
                 logger.exception("index poll failed")
                 reloaded = False
-            if reloaded and self.preload_model:
-                freeze_heap()
             if reloaded or time.monotonic() - last_trim >= TRIM_EVERY:
                 release_free_memory()
                 last_trim = time.monotonic()

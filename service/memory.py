@@ -1,12 +1,10 @@
-"""Returning freed heap memory to the operating system (glibc ``malloc_trim``), and keeping the long-lived heap
-out of the cyclic garbage collector's way (``gc.freeze``)."""
+"""Returning freed heap memory to the operating system (glibc ``malloc_trim``)."""
 
 from __future__ import annotations
 
 import ctypes
-import gc
 
-__all__ = ["TRIM_EVERY", "freeze_heap", "release_free_memory"]
+__all__ = ["TRIM_EVERY", "release_free_memory"]
 
 #: Seconds between returns of freed heap memory to the OS (see :func:`release_free_memory`).
 TRIM_EVERY = 30.0
@@ -28,17 +26,3 @@ def release_free_memory() -> None:
             _libc = False
     if _libc:
         _libc.malloc_trim(0)
-
-
-def freeze_heap() -> None:
-    """Move every object alive now (the loaded index, the model, the imported modules: about half a million objects
-    with the model loaded) to the collector's permanent generation, after collecting what is garbage.
-
-    A full (generation 2) collection walks every tracked object: 240 ms each with the model loaded, and request
-    bursts that allocate (event batches, cache misses) triggered one every few seconds, holding every request in the
-    process for that long (p99 of the ingest benchmark 330 ms; 20 ms with the heap frozen). Frozen objects are still
-    freed by reference counting; cyclic garbage among them waits for the next call, made at startup and after each
-    reload (the previous version's objects are unfrozen, collected, and the new heap frozen)."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
