@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .embedding import BACKENDS, DEFAULT_MODEL
+from .events.variants import VariantSpec, check_variants
 from .options import numbers_from_text
 from .urls import DEFAULT_TRACKING_PARAMS
 from .settings_errors import settings_error_message
@@ -104,6 +105,38 @@ class Settings(BaseSettings):
         "of the files per load.",
     )
 
+    # -- events and experiments (issue 15) -----------------------------------------------------
+    events_dir: Path | None = Field(
+        None, description="Folder of the event log and its daily Parquet files (unset: <index_dir>/events)."
+    )
+    max_events_per_batch: int = Field(100, ge=1, le=10_000, description="Events one POST /v1/events batch may hold.")
+    events_max_future_seconds: float = Field(
+        300.0, ge=0, description="Refuse events timed more than this many seconds ahead of the server's clock."
+    )
+    events_max_age_days: float = Field(7.0, gt=0, description="Refuse events older than this many days.")
+    events_rate: float = Field(
+        100.0, ge=0, description="Events per second one client IP may send (token bucket); 0 = no limit."
+    )
+    events_burst: int = Field(2_000, ge=1, description="Events one client IP may send at once before the rate applies.")
+    events_dedup_keys: int = Field(
+        100_000, ge=0, description="Keys of recent events kept to drop a resent batch at once (compaction drops the rest)."
+    )
+    events_compact_interval: float = Field(
+        3600.0, ge=0, description="Seconds between the service's compactions of closed days into Parquet; 0 = off."
+    )
+    events_compact_grace: float = Field(
+        600.0, ge=0, description="Seconds after midnight UTC before a day's event log is compacted (appends in flight)."
+    )
+    variants: dict[str, VariantSpec] = Field(
+        default_factory=dict,
+        description='A/B variants in order, e.g. {"control": {"share": 0.5}, "diverse": {"config": "diverse.json", '
+        '"share": 0.5}}; the first is the default. Unset: one variant, control.',
+    )
+    experiment_salt: str = Field(
+        "related-v1", min_length=1, max_length=200,
+        description="Hashed with each visitor id to pick its variant; a new salt reshuffles every visitor.",
+    )  # fmt: skip
+
     # -- ranking ----------------------------------------------------------------------------
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     ranking_file: Path | None = Field(None, description="JSON/TOML file with a named ranking configuration.")
@@ -163,6 +196,17 @@ class Settings(BaseSettings):
     def relevance(self) -> Path | str:
         """What ``Recommender.open(relevance=...)`` takes: the configured file, or the bundled model."""
         return self.relevance_model or "default"
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+        if value:
+            check_variants(value)
+        return value
+
+    def events_path(self) -> Path:
+        """Where events are stored: ``events_dir``, else ``<index_dir>/events``."""
+        return Path(self.events_dir) if self.events_dir is not None else Path(self.index_dir) / "events"
 
     def ranking_config(self) -> RankingConfig:
         return RankingConfig.from_file(self.ranking_file) if self.ranking_file else self.ranking

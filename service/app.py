@@ -14,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from recommender import __version__
 from recommender.embedding import Embedder
+from recommender.events.compact import Compactor
+from recommender.events.log import EventLog
 from recommender.serving import LiveIndex
 from recommender.settings import Settings
 
@@ -22,7 +24,9 @@ from .fastpath import RelatedFastPath
 from .memory import TRIM_EVERY, release_free_memory
 from .metrics import Metrics, MetricsMiddleware
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .ratelimit import TokenBuckets
 from .routes import router
+from .routes.events import EventCounters
 from .routes.ops import STATIC_DIR
 
 __all__ = ["create_app"]
@@ -103,10 +107,15 @@ def create_app(
         background = _Background(index, settings.poll_interval, preload_model=preload)
         app.state.background = background
         background.start()
+        compactor = Compactor(settings.events_path(), settings.events_compact_interval, settings.events_compact_grace)
+        app.state.compactor = compactor
+        compactor.start()
         try:
             yield
         finally:
             background.stop()
+            compactor.stop()
+            app.state.events.close()
 
     app = FastAPI(
         title="Related articles",
@@ -116,6 +125,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    # Events (POST /v1/events): the log opens its segment at the first batch, so an app that never gets one writes
+    # nothing.
+    app.state.events = metrics.events = EventLog(settings.events_path(), dedup_keys=settings.events_dedup_keys)
+    app.state.event_buckets = TokenBuckets(settings.events_rate, settings.events_burst)
+    app.state.event_counters = metrics.event_counters = EventCounters()
     if live is not None:  # usable without the lifespan too (ASGI test clients that do not run it)
         app.state.live = live
         metrics.live = live

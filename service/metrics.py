@@ -75,6 +75,34 @@ class _IndexCollector(Collector):
         yield from (hits, misses, ratio, entries)
 
 
+class _EventsCollector(Collector):
+    """Events stored, dropped as duplicates and refused (POST /v1/events), read at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        log, counters = self._metrics.events, self._metrics.event_counters
+        if log is None:
+            return
+        values = [
+            ("recommender_events_accepted", "Events stored (fsynced before the answer)", log.accepted),
+            ("recommender_events_duplicates", "Events dropped as already stored (resent batches)", log.duplicates),
+            ("recommender_events_write_failures", "Events refused because the log could not be written", log.failed),
+            ("recommender_events_commits", "fsyncs of the event log (one covers every batch waiting)", log.commits),
+        ]
+        if counters is not None:
+            values += [
+                ("recommender_events_invalid_batches", "Batches refused with 422 (nothing stored)", counters.invalid_batches),
+                ("recommender_events_invalid_events", "Events in batches refused with 422", counters.invalid_events),
+                ("recommender_events_rate_limited_batches", "Batches refused with 429", counters.rate_limited_batches),
+            ]
+        for name, text, value in values:
+            family = CounterMetricFamily(name, text)
+            family.add_metric([], float(value))
+            yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -93,6 +121,9 @@ class Metrics:
         )
         self.live: LiveIndex | None = None
         self.registry.register(_IndexCollector(lambda: self.live))
+        self.events: Any = None  # recommender.events.log.EventLog
+        self.event_counters: Any = None
+        self.registry.register(_EventsCollector(self))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))

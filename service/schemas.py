@@ -7,6 +7,10 @@ from typing import Annotated, Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from recommender.article import ID_PATTERN
+from recommender.events.schema import VISITOR_PATTERN
+
+#: In a query string an empty visitor is allowed and means none.
+VISITOR_QUERY_PATTERN = VISITOR_PATTERN.replace("{1,128}", "{0,128}")
 from recommender.options import RelatedOptions, UtcDatetime
 
 __all__ = [
@@ -79,6 +83,11 @@ class RelatedItem(BaseModel):
 class RelatedResponse(BaseModel):
     article_id: str | None = Field(description="The source article; null for POST /v1/related.")
     index_version: str
+    request_id: str = Field(
+        description="Names the list served (index state, article, options, variant): the same for every view of "
+        "the same list, so send it back with the impression and click events of this box (POST /v1/events)."
+    )
+    variant: str = Field(description="The A/B variant that ranked this list (from ?visitor=); send it back with events.")
     items: list[RelatedItem]
     below_floor: int = Field(0, description="Ranked items left out because their relevance was under the floor.")
 
@@ -152,6 +161,16 @@ def query_parameters() -> list[dict[str, Any]]:
         if name in RelatedOptions.LIST_OPTIONS:
             prop = {"type": "string", "maxLength": 20_000, "title": prop.get("title", name)}
         out.append({"name": name, "in": "query", "required": False, "schema": prop, "description": description})
+    out.append(
+        {
+            "name": "visitor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": VISITOR_QUERY_PATTERN, "title": "Visitor"},
+            "description": "Anonymous visitor id: picks the visitor's A/B variant (the same id always gets the same "
+            "one); without it, the default variant. Not part of the cache key: visitors of a variant share answers.",
+        }
+    )
     return out
 
 
@@ -256,7 +275,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Wrong token, or admin routes disabled",
         404: "Article not found",
         413: "Request body too large",
+        415: "Unsupported Content-Type",
         422: "Invalid parameter or body",
+        429: "Too many requests from this client (rate_limited); Retry-After gives the seconds to wait",
         503: "No index loaded (not_ready), or a live change could not be written (write_failed)",
         507: "No space left for the write-ahead log (insufficient_storage); the change was not made",
     }

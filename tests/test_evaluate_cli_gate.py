@@ -48,7 +48,7 @@ def test_evaluate_with_qrels_and_config_file(demo_index, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--report", "r"], "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE"),
+        (["--report", "r"], "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE (or --events DIR)"),
         (["--report", "r", "--label-field", "story_id"], "error: give --articles FILE (indexed into a cache) or --index-dir DIR"),
     ],
 )

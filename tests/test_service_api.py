@@ -619,6 +619,7 @@ def test_openapi_contract(client: TestClient) -> None:
         "window",
         "min_relevance",
         "fill",
+        "visitor",
     }
     window = next(p for p in related["parameters"] if p["name"] == "window")["schema"]["anyOf"][0]
     assert (window["type"], window["exclusiveMinimum"]) == ("number", 0)
@@ -630,7 +631,7 @@ def test_openapi_contract(client: TestClient) -> None:
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 6)
     assert related["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelatedResponse")
     assert {"put", "delete", "get"} <= set(paths["/v1/articles/{article_id}"])
-    for path in ("/v1/related", "/v1/index", "/v1/admin/reload", "/healthz", "/readyz", "/metrics", "/v1/articles"):
+    for path in ("/v1/related", "/v1/index", "/v1/admin/reload", "/healthz", "/readyz", "/metrics", "/v1/articles", "/v1/events"):
         assert path in paths
     item = schema["components"]["schemas"]["RelatedItem"]
     assert set(item["required"]) == {"id", "title", "url", "published_at", "section", "score", "reasons"}

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import backends, build, calibrate, evaluate, index, related
+from . import backends, build, calibrate, evaluate, events, index, related
 from .common import one_line, setup_logging
 
 __all__ = ["app", "main"]
@@ -75,6 +75,7 @@ app.command()(evaluate.evaluate)
 app.command()(calibrate.calibrate)
 app.command()(backends.backends)
 app.add_typer(index.app, name="index")
+app.add_typer(events.app, name="events")
 
 
 def _add_plugin_commands() -> None:

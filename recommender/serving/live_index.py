@@ -13,10 +13,11 @@ from ..article import Article, format_datetime
 from ..changelog import ChangeLog
 from ..editorial import Editorial, EditorialChange
 from ..embedding import Embedder
+from ..events.variants import Experiment
 from ..options import RelatedOptions
 from ..settings import Settings
 from .cache import RelatedResult, ResponseCache, etag
-from .payloads import related_payload, summary_dict
+from .payloads import list_id, related_payload, summary_dict
 from .snapshot import Snapshot
 from .versions import ReloadResult, ServedVersion
 from .writes import LiveWrites
@@ -45,6 +46,8 @@ class LiveIndex:
             settings, self.log, settings.ranking_config(), self.embedder, on_swap=self.cache.clear
         )
         self.writes = LiveWrites(self.versions, self.log, on_change=self.cache.clear)
+        #: the A/B variants: which ranking configuration each visitor gets (one "control" when none are configured)
+        self.experiment = Experiment.from_settings(settings)
         #: set once the first load has been tried (whatever its outcome)
         self.loaded = threading.Event()
         #: "not loaded", "loading", "ready" or "failed: <reason>" (drafts and live writes wait for the model)
@@ -149,45 +152,67 @@ class LiveIndex:
             return snap.recommender.resolve_url(url)
 
     # -- reads -------------------------------------------------------------------------------------
-    def _cached(self, snap: Snapshot, key: tuple[Hashable, ...], compute: Callable[[], dict[str, Any]]) -> RelatedResult:
+    def _cached(
+        self, snap: Snapshot, key: tuple[Hashable, ...], compute: Callable[[str], dict[str, Any]]
+    ) -> RelatedResult:
+        """The cached payload for ``key`` in the snapshot's current state, or ``compute(state)`` stored under it."""
         hit_key = (snap.state, *key)
         hit = self.cache.get(hit_key)
         if hit is not None:
             return RelatedResult(hit, etag(*hit_key), True, hit_key[0])
         with snap.lock.read():
             full_key = (snap.state, *key)  # a live change may have landed while we waited for the lock
-            payload = compute()
+            payload = compute(full_key[0])
         self.cache.put(full_key, payload)
         return RelatedResult(payload, etag(*full_key), False, full_key[0])
 
-    def related_etag(self, article_id: str, options: RelatedOptions) -> str:
+    # The cache key of a related list holds the variant, never the visitor: every visitor of a variant shares the
+    # entry, the ETag and the request_id (which names the list served, see payloads.list_id).
+    def related_etag(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> str:
         """The ETag a related response would carry now, without computing it (for If-None-Match)."""
-        return etag(self.snapshot.state, "related", article_id, options.key())
+        variant_key = self.experiment.key(variant or self.experiment.default)
+        return etag(self.snapshot.state, "related", article_id, options.key(), variant_key)
 
-    def peek_related(self, article_id: str, options: RelatedOptions) -> RelatedResult | None:
+    def peek_related(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> RelatedResult | None:
         """The cached response, or None (not counted as a miss: :meth:`related` is expected to follow)."""
         snap = self.snapshot
-        key = (snap.state, "related", article_id, options.key())
+        variant_key = self.experiment.key(variant or self.experiment.default)
+        key = (snap.state, "related", article_id, options.key(), variant_key)
         hit = self.cache.get(key, count_miss=False)
         return RelatedResult(hit, etag(*key), True, key[0]) if hit is not None else None
 
-    def related(self, article_id: str, options: RelatedOptions) -> RelatedResult:
+    def _overrides(self, options: RelatedOptions, variant: str) -> dict[str, Any]:
+        """The variant's ranking configuration, then the request's own options over it."""
+        return {**self.experiment.overrides(variant), **options.overrides()}
+
+    def related(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> RelatedResult:
+        """The related list of ``article_id`` as ranked for ``variant`` (default: the experiment's first)."""
         snap = self.snapshot
+        variant = variant or self.experiment.default
+        overrides = self._overrides(options, variant)
+        key = ("related", article_id, options.key(), self.experiment.key(variant))
 
-        def compute() -> dict[str, Any]:
-            items = snap.recommender.related(article_id, options.k, filters=options.filters(), **options.overrides())
-            return related_payload(article_id, snap.version, items)
+        def compute(state: str) -> dict[str, Any]:
+            items = snap.recommender.related(article_id, options.k, filters=options.filters(), **overrides)
+            return related_payload(
+                article_id, snap.version, items, request_id=list_id(state, *key), variant=variant
+            )
 
-        return self._cached(snap, ("related", article_id, options.key()), compute)
+        return self._cached(snap, key, compute)
 
-    def related_to_draft(self, draft: Article, options: RelatedOptions) -> dict[str, Any]:
+    def related_to_draft(self, draft: Article, options: RelatedOptions, variant: str | None = None) -> dict[str, Any]:
         """For an article not (yet) indexed: embeds it now, so it is not cached."""
         snap = self.snapshot
+        variant = variant or self.experiment.default
+        overrides = self._overrides(options, variant)
         self.embedder()  # load outside the read lock: a first load takes seconds
         with snap.lock.read():
             rec = snap.recommender
-            items = rec.related_to_article(draft, options.k, filters=options.filters(), **options.overrides())
-        return related_payload(None, snap.version, items)
+            items = rec.related_to_article(draft, options.k, filters=options.filters(), **overrides)
+            state = snap.state
+        shown = tuple(item.article.id for item in items)
+        request_id = list_id(state, "draft", options.key(), self.experiment.key(variant), shown)
+        return related_payload(None, snap.version, items, request_id=request_id, variant=variant)
 
     def article(self, article_id: str) -> tuple[Article, str]:
         """One article and its ETag."""
@@ -202,7 +227,7 @@ class LiveIndex:
         words = tuple(query.lower().split())
         section_key = section.lower() if section else None
 
-        def compute() -> dict[str, Any]:
+        def compute(_state: str) -> dict[str, Any]:
             catalog = snap.recommender.catalog
             found = catalog.search(words, section_key)
             page = found[offset : offset + limit]

@@ -3,7 +3,8 @@ print these same shapes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..article import Article, format_datetime
@@ -12,13 +13,31 @@ from ..urls import served_url
 if TYPE_CHECKING:
     from ..engine import Related
 
-__all__ = ["article_dict", "related_payload", "summary_dict"]
+__all__ = ["article_dict", "list_id", "related_payload", "summary_dict"]
 
 
-def related_payload(article_id: str | None, version: str, items: Sequence[Related]) -> dict[str, Any]:
+def list_id(state: str, *key: Hashable) -> str:
+    """The ``request_id`` of a related response: it names the list served (served state, source, options, variant),
+    not one view of it. A list is computed once and its bytes are cached and revalidated by ETag, so an id unique to
+    each view could not be in them; events join to the exact list shown through it, and the visitor and the time
+    tell one view from another. 24 hex digits, the same for the same list across processes and restarts."""
+    return hashlib.blake2b(repr(("list", state, *key)).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def related_payload(
+    article_id: str | None,
+    version: str,
+    items: Sequence[Related],
+    *,
+    request_id: str | None = None,
+    variant: str | None = None,
+) -> dict[str, Any]:
+    """A related response. ``request_id`` and ``variant`` are what events send back (null outside the service)."""
     return {
         "article_id": article_id,
         "index_version": version,
+        "request_id": request_id,
+        "variant": variant,
         "items": [r.to_dict() for r in items],
         # why the box is short: ranked items left out by the relevance floor
         "below_floor": int(getattr(items, "below_floor", 0)),

@@ -12,13 +12,14 @@ from pydantic import ValidationError
 
 from recommender.article import parse_article
 from recommender.errors import ArticleNotFoundError
+from recommender.events.schema import check_visitor
 from recommender.options import RelatedOptions
 from recommender.serving import LiveIndex
 from recommender.settings import Settings
 
 from .. import convertors  # noqa: F401 - the id convertors, before the routes are declared
 from ..deps import LiveDep, compute_limiter
-from ..fastpath import RELATED_ROUTE, raw_related_key
+from ..fastpath import RELATED_ROUTE, raw_related_key, split_visitor
 from ..http import cache_headers, json_response, not_modified
 from ..schemas import DRAFT_OPTIONS, DraftRelatedRequest, RelatedResponse, error_responses, query_parameters
 from .articles import ArticleId, article_record
@@ -38,6 +39,19 @@ def query_options(request: Request) -> RelatedOptions:
         raise RequestValidationError(errors) from None
 
 
+def query_variant(request: Request, live: LiveIndex) -> tuple[bytes, str]:
+    """The query string without ``visitor`` and the visitor's variant (none: the default variant); a bad visitor
+    id is a 422 naming ``query.visitor``."""
+    query, visitor = split_visitor(request.scope["query_string"])
+    if visitor is not None:
+        try:
+            check_visitor(visitor)
+        except ValueError as exc:
+            error = {"type": "value_error", "loc": ("query", "visitor"), "msg": str(exc), "input": visitor[:200]}
+            raise RequestValidationError([error]) from None
+    return query, live.experiment.assign(visitor)
+
+
 @router.get(
     RELATED_ROUTE,
     response_model=RelatedResponse,
@@ -51,7 +65,8 @@ async def related(article_id: ArticleId, request: Request) -> Response:
     live: LiveIndex = request.app.state.live
     settings: Settings = request.app.state.settings
     options = query_options(request)
-    etag = live.related_etag(article_id, options)
+    query, variant = query_variant(request, live)
+    etag = live.related_etag(article_id, options, variant)
     if not_modified(request, etag):
         # An unknown article has no representation, so no validator matches it (not even "*"): 404, never
         # 304. (The fast path never holds one: only answers for existing articles are cached.)
@@ -61,15 +76,12 @@ async def related(article_id: ArticleId, request: Request) -> Response:
         if not known:
             raise ArticleNotFoundError(article_id)
         return Response(status_code=304, headers=cache_headers(settings, etag))
-    result = live.peek_related(article_id, options)
+    result = live.peek_related(article_id, options, variant)
     if result is None:
-        result = await to_thread.run_sync(live.related, article_id, options, limiter=compute_limiter(request))
+        result = await to_thread.run_sync(live.related, article_id, options, variant, limiter=compute_limiter(request))
     response = json_response(result.payload, headers=cache_headers(settings, result.etag))
-    # Exact bytes for the fast path (service/fastpath.py) to answer the next identical URL with.
-    live.cache.put(
-        raw_related_key(result.state, request.scope["path"], request.scope["query_string"]),
-        (response.body, result.etag),
-    )
+    # Exact bytes for the fast path (service/fastpath.py) to answer the next identical URL of the variant with.
+    live.cache.put(raw_related_key(result.state, request.scope["path"], query, variant), (response.body, result.etag))
     return response
 
 
@@ -111,10 +123,13 @@ async def related_by_url(request: Request) -> Response:
 )
 async def related_to_draft(body: DraftRelatedRequest, live: LiveDep, request: Request) -> Response:  # type: ignore[valid-type]
     query = query_options(request)
+    _, variant = query_variant(request, live)
     given: dict[str, Any] = {name: getattr(body, name) for name in DRAFT_OPTIONS if getattr(body, name) is not None}
     options = query.model_copy(update=given)  # both validated: the body's options win
     draft = parse_article(article_record(body, body.id or _DRAFT_ID, exclude={*DRAFT_OPTIONS, "id"}))
     # Through the same one-at-a-time limiter as related-by-id: many concurrent drafts queue instead of each
     # holding its own text, TF-IDF row and shingles in memory at once.
-    payload = await to_thread.run_sync(live.related_to_draft, draft, options, limiter=compute_limiter(request))
+    payload = await to_thread.run_sync(
+        live.related_to_draft, draft, options, variant, limiter=compute_limiter(request)
+    )
     return json_response(payload, headers={"Cache-Control": "no-store"})
