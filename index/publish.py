@@ -66,8 +66,7 @@ class BuildLock:
             finally:
                 os.close(fd)
             raise LockedError(
-                f"another build is running on {self.path.parent} ({holder or 'unknown holder'}); "
-                "wait for it to finish"
+                f"another build is running on {self.path.parent} ({holder or 'unknown holder'}); wait for it to finish"
             ) from None
         previous = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         if previous:

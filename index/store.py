@@ -231,8 +231,7 @@ class VectorStore:
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         scores, positions = self.search_positions(queries, k)
         return [
-            [(self._ids[p], float(s)) for p, s in zip(prow, srow) if p >= 0]
-            for prow, srow in zip(positions, scores)
+            [(self._ids[p], float(s)) for p, s in zip(prow, srow) if p >= 0] for prow, srow in zip(positions, scores)
         ]
 
     def recall(self, *, k: int = 10, sample: int = 1000) -> float:
@@ -240,7 +239,9 @@ class VectorStore:
             return 1.0
         return measure_recall(self.index, np.asarray(self.vectors), k=k, sample=sample)
 
-    def tune(self, floor: float, *, k: int = 10, sample: int = 1000, max_breadth: int = 2048) -> tuple[float, dict[str, int]]:
+    def tune(
+        self, floor: float, *, k: int = 10, sample: int = 1000, max_breadth: int = 2048
+    ) -> tuple[float, dict[str, int]]:
         """Widen the search breadth until recall@k against exact search reaches ``floor`` (see ``tune_recall``)."""
         if self.index_type == "flat":
             return 1.0, {}
@@ -263,7 +264,9 @@ class VectorStore:
         return np.load(Path(directory) / VECTORS_FILE, mmap_mode="r" if mmap else None)
 
     @classmethod
-    def load(cls, directory: Path, *, index_type: str, mmap: bool = False, ef_search: int | None = None) -> "VectorStore":
+    def load(
+        cls, directory: Path, *, index_type: str, mmap: bool = False, ef_search: int | None = None
+    ) -> "VectorStore":
         """``mmap`` maps the files read-only so several worker processes share one copy in the page cache."""
         directory = Path(directory)
         try:
@@ -274,7 +277,9 @@ class VectorStore:
         except FileNotFoundError as exc:
             raise StoreError(f"{exc.filename}: missing") from None
         except (OSError, ValueError, RuntimeError) as exc:
-            raise StoreError(f"{directory}: cannot read the index: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            raise StoreError(
+                f"{directory}: cannot read the index: {str(exc).splitlines()[0] if str(exc) else exc}"
+            ) from None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise StoreError(f"{directory / IDS_FILE}: not a JSON list of string ids")
         if ef_search and hasattr(index, "hnsw"):

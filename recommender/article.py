@@ -178,7 +178,9 @@ def _string_list(record: Mapping[str, Any], name: str) -> tuple[str, ...]:
 _FORBIDDEN_ID = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 #: Spaces an id may not start or end with (written out: Python's and JavaScript's ``\s`` differ).
 ID_SPACES = " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-_ID_SPACE_CHARS = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff\t\n\r\x0b\x0c"
+_ID_SPACE_CHARS = (
+    " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff\t\n\r\x0b\x0c"
+)
 #: The id rule as one regular expression, the same in Python and in JSON Schema (ECMA 262): the API documents it.
 ID_PATTERN = (
     "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069" + ID_SPACES.encode("unicode_escape").decode() + "]"
@@ -272,7 +274,9 @@ def parse_article(record: Mapping[str, Any], *, clean_html: bool = True, title_f
         language=_optional_text(record, "language"),
         canonical_url=check_http_url(_optional_text(record, "canonical_url"), "canonical_url"),
         image_url=check_http_url(_optional_text(record, "image_url"), "image_url"),
-        image_alt=(html_to_text(_text(record, "image_alt")) if clean_html else _text(record, "image_alt")).strip()[:500],
+        image_alt=(html_to_text(_text(record, "image_alt")) if clean_html else _text(record, "image_alt")).strip()[
+            :500
+        ],
         expires_at=parse_datetime(record.get("expires_at"), "expires_at"),
         extra=extra,
     )

@@ -173,7 +173,9 @@ class ArticleTable(Sequence[Article]):
         return cls(ids, titles, columns, source=source, offsets=offsets, tracking=tracking)
 
     @classmethod
-    def from_articles(cls, articles: Sequence[Article], *, tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS) -> ArticleTable:
+    def from_articles(
+        cls, articles: Sequence[Article], *, tracking: Sequence[str] = DEFAULT_TRACKING_PARAMS
+    ) -> ArticleTable:
         """A table held in memory (a version being built, tests)."""
         columns = Columns(len(articles))
         for pos, a in enumerate(articles):
@@ -249,7 +251,9 @@ def write_article_table(
         {
             "id": pa.array([a.id for a in articles], pa.string()),
             "title": pa.array([a.title for a in articles], pa.string()),
-            "published": pa.array([a.published_at.timestamp() if a.published_at else np.nan for a in articles], pa.float64()),
+            "published": pa.array(
+                [a.published_at.timestamp() if a.published_at else np.nan for a in articles], pa.float64()
+            ),
             "expires": pa.array([a.expires_at.timestamp() if a.expires_at else np.nan for a in articles], pa.float64()),
             "url_key": pa.array([url_key(a.canonical_url or a.url, tracking) for a in articles], pa.string()),
             "section": pa.array([_lower(a.section) for a in articles], pa.string()),

@@ -18,10 +18,20 @@ from .article import Article, format_datetime
 from .urls import served_url
 
 if TYPE_CHECKING:
+    from .candidates import Candidates
     from .catalog import Catalog
     from .editorial import Editorial
 
-__all__ = ["PINNED", "Box", "Related", "Unrecommendable", "fallback_positions", "pinned_positions"]
+__all__ = [
+    "PINNED",
+    "Box",
+    "Related",
+    "Unrecommendable",
+    "fallback_positions",
+    "filled",
+    "pinned_first",
+    "pinned_positions",
+]
 
 PINNED = {"type": "pinned"}
 
@@ -143,3 +153,33 @@ def pinned_positions(
             continue
         out.append(pos)
     return out
+
+
+def pinned_first(
+    catalog: Catalog,
+    pinned: Candidates,
+    relevance: np.ndarray | None,
+    semantic_weight: float,
+    ranked: list[Related],
+    k: int,
+) -> list[Related]:
+    """Pinned articles first (scored like any candidate, reason ``pinned``), then the ranked ones, k in all."""
+    scores = semantic_weight * pinned.semantic + (1.0 - semantic_weight) * pinned.lexical
+    items = [
+        Related(catalog.articles[int(p)], float(sc), [dict(PINNED)], None if relevance is None else float(relevance[i]))
+        for i, (p, sc) in enumerate(zip(pinned.positions, scores))
+    ]
+    ids = {r.article.id for r in items}
+    return (items + [r for r in ranked if r.article.id not in ids])[:k]
+
+
+def filled(
+    catalog: Catalog, kept: list[Related], policy: str, section: str | None, eligible: np.ndarray, k: int, below: int
+) -> Box:
+    """A box the floor left short, filled by ``policy`` with items marked ``fallback`` (never related: "more
+    news"), from ``eligible`` positions only (filters, exclusions and blocks already applied)."""
+    taken = {catalog.position(r.article.id) for r in kept}
+    reason = {"type": "fallback", "policy": policy}
+    for pos in fallback_positions(catalog, policy, section, eligible, taken, k - len(kept)):
+        kept.append(Related(catalog.articles[pos], 0.0, [dict(reason)], None, fallback=True))
+    return Box(kept, below)

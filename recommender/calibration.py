@@ -99,12 +99,16 @@ def labelled_pairs(
         grades = judgments.get(query, {})
         keep = ~copy
         if judged is not None:
-            keep &= np.fromiter((judged(ids[p]) for p in candidates.positions), dtype=bool, count=len(candidates.positions))
+            keep &= np.fromiter(
+                (judged(ids[p]) for p in candidates.positions), dtype=bool, count=len(candidates.positions)
+            )
         rows = np.flatnonzero(keep)
         if not len(rows):
             continue
         xs.append(pair_features(candidates, query_lex)[rows])
-        ys.append(np.array([(grades.get(ids[int(candidates.positions[r])]) or 0) >= min_grade for r in rows], dtype=bool))
+        ys.append(
+            np.array([(grades.get(ids[int(candidates.positions[r])]) or 0) >= min_grade for r in rows], dtype=bool)
+        )
         gs.append(np.full(len(rows), groups.get(query, query), dtype=object))
     if not xs:
         return Pairs.concat([])
@@ -205,7 +209,9 @@ def calibrate_index(
     from .evaluation.offline import ground_truth_qrels
     from .evaluation.systems import indexed_articles
 
-    rec = Recommender.open(settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=None)
+    rec = Recommender.open(
+        settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=None
+    )
     corpus = indexed_articles(rec)
     judgments, _, meta = ground_truth_qrels(truth, corpus, [a.id for a in corpus])
     if not any(q in rec for q in judgments):

@@ -97,8 +97,16 @@ class Catalog:
         if self._live_cache is None:
             dim = self._vectors.shape[1]
             vecs = np.vstack(self._live.vectors) if self._live.vectors else np.zeros((0, dim), np.float32)
-            sigs = np.vstack(self._live.signatures) if self._live.signatures else np.zeros((0, self._signatures.shape[1]), np.uint32)
-            lex = sp.vstack(self._live.lexical).tocsr() if self._live.lexical else sp.csr_matrix((0, self._lexical.shape[1]), dtype=np.float32)
+            sigs = (
+                np.vstack(self._live.signatures)
+                if self._live.signatures
+                else np.zeros((0, self._signatures.shape[1]), np.uint32)
+            )
+            lex = (
+                sp.vstack(self._live.lexical).tocsr()
+                if self._live.lexical
+                else sp.csr_matrix((0, self._lexical.shape[1]), dtype=np.float32)
+            )
             self._live_cache = (vecs, sigs, lex)
         return self._live_cache
 

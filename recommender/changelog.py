@@ -334,7 +334,9 @@ class ChangeLog:
                 end -= len(block)
             torn = os.pread(fd, size - end, end)
             line = sum(os.pread(fd, 1 << 20, at).count(b"\n") for at in range(0, end, 1 << 20)) + 1
-            self._record_damage(line, end, torn, f"unfinished last entry of {size - end} bytes cut off before an append")
+            self._record_damage(
+                line, end, torn, f"unfinished last entry of {size - end} bytes cut off before an append"
+            )
             os.ftruncate(fd, end)
             os.fsync(fd)
             self._seq_cache = None

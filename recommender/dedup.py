@@ -16,7 +16,16 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["shingles", "story_shingles", "shingle_jaccard", "minhash_signatures", "jaccard_estimate", "NEAR_DUPLICATE_THRESHOLD", "SIGNATURE_SCHEME", "dedup_text"]
+__all__ = [
+    "shingles",
+    "story_shingles",
+    "shingle_jaccard",
+    "minhash_signatures",
+    "jaccard_estimate",
+    "NEAR_DUPLICATE_THRESHOLD",
+    "SIGNATURE_SCHEME",
+    "dedup_text",
+]
 
 NEAR_DUPLICATE_THRESHOLD = 0.7
 #: Changes whenever the shingling or hashing changes: signatures are reused across builds only when equal.

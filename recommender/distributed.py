@@ -74,7 +74,12 @@ def ray_embed(
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=blocks)
         out = ds.map_batches(
             _EmbedActor,
-            fn_constructor_kwargs={"model": model, "backend": backend, "batch_size": batch_size, "max_seq_length": max_seq_length},
+            fn_constructor_kwargs={
+                "model": model,
+                "backend": backend,
+                "batch_size": batch_size,
+                "max_seq_length": max_seq_length,
+            },
             batch_size=per_batch,
             batch_format="numpy",
             concurrency=pool,

@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from .backends import BACKEND_NAMES
-from .model_path import DEFAULT_MODEL, resolve_model
 from .errors import ConfigurationError
+from .model_path import DEFAULT_MODEL, resolve_model
 
 __all__ = ["Embedder", "DEFAULT_MODEL", "BACKENDS", "resolve_model"]
 
@@ -62,8 +62,15 @@ class Embedder:
                 backend = self.selection.choice
         from .backends import load_backend
 
-        self._impl = load_backend(backend, load_from, self.model_id, batch_size=batch_size,
-                                  max_seq_length=max_seq_length, device=device, cache=cache_dir)
+        self._impl = load_backend(
+            backend,
+            load_from,
+            self.model_id,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            device=device,
+            cache=cache_dir,
+        )
         self.backend = self._impl.name
         self.dimension = int(self._impl.dimension)
 

@@ -16,18 +16,19 @@ import scipy.sparse as sp
 from index import IndexDirectory, Manifest, VectorStore
 
 from .article import Article
-from .box import PINNED, Box, Related, Unrecommendable, fallback_positions, pinned_positions
+from .box import Box, Related, Unrecommendable, filled, pinned_first, pinned_positions
 from .candidates import Candidates, Filters, RankedItem, Source
 from .catalog import Catalog
 from .changelog import Change, latest
 from .dedup import dedup_text, minhash_signatures, shingle_jaccard, story_shingles
+from .editorial import Editorial, EditorialChange
 from .embedding import Embedder, resolve_model
 from .errors import ArticleNotFoundError, ConfigurationError, DamagedIndexError
 from .lexical import LexicalModel
+from .live_vectors import live_vectors
 from .ranking import RankingConfig, rank
 from .relevance import RelevanceModel, relevance_for
 from .text import embedding_text, lexical_text
-from .editorial import Editorial, EditorialChange
 from .urls import normalize_url
 from .version_files import read_version
 
@@ -44,7 +45,9 @@ _EXHAUSTIVE_LIMIT = 50_000  # below this many eligible articles, score them all 
 def _check_scores(path: Path, cosines: np.ndarray) -> None:
     """Cosines of unit vectors lie in [-1, 1]: anything else means damaged vectors, which must not be served."""
     if len(cosines) and not (np.isfinite(cosines).all() and np.abs(cosines).max() <= 1.001):
-        worst = float(cosines[~np.isfinite(cosines)][0]) if not np.isfinite(cosines).all() else float(np.abs(cosines).max())
+        worst = (
+            float(cosines[~np.isfinite(cosines)][0]) if not np.isfinite(cosines).all() else float(np.abs(cosines).max())
+        )
         raise DamagedIndexError(
             f"{path}: vectors give a cosine of {worst:.4g}, outside [-1, 1]; the version's files are damaged: "
             "roll back or rebuild"
@@ -109,7 +112,13 @@ class Recommender:
         directory = IndexDirectory(index_dir)
         path = directory.version_path(version) if version else directory.current_path()
         return cls.load(
-            path, model=model, config=config, embedder=embedder, mmap=mmap, verify_digests=verify_digests, relevance=relevance
+            path,
+            model=model,
+            config=config,
+            embedder=embedder,
+            mmap=mmap,
+            verify_digests=verify_digests,
+            relevance=relevance,
         )
 
     @classmethod
@@ -171,7 +180,9 @@ class Recommender:
         return pos is not None and bool(self.catalog.alive[pos])
 
     # -- related ------------------------------------------------------------------------------
-    def related(self, article_id: str, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
+    def related(
+        self, article_id: str, k: int = 6, *, filters: Filters | None = None, **overrides: Any
+    ) -> list[Related]:
         """Related articles for an indexed (or live-upserted) article: a lookup of precomputed candidates
         plus re-ranking, widening to a real search only when filters or duplicates leave fewer than k."""
         pos = self.catalog.position(article_id)
@@ -193,14 +204,17 @@ class Recommender:
             raise ArticleNotFoundError(key or url, what="no article with URL")
         return self.catalog.articles.ids[pos]
 
-    def related_to_article(self, draft: Article, k: int = 6, *, filters: Filters | None = None, **overrides: Any) -> list[Related]:
+    def related_to_article(
+        self, draft: Article, k: int = 6, *, filters: Filters | None = None, **overrides: Any
+    ) -> list[Related]:
         """For a draft or an article not yet indexed: embed it now (needs the model).
 
         Only the first :data:`DRAFT_TEXT_LIMIT` characters of its summary and body are read: the model reads a few
         hundred words anyway, and a draft is public input (80 concurrent 600 KB drafts took a service from 0.95 to
         1.76 GB before this limit, mostly in the TF-IDF transform and the shingle sets)."""
         draft = replace(draft, summary=draft.summary[:DRAFT_TEXT_LIMIT], body=draft.body[:DRAFT_TEXT_LIMIT])
-        vector = self.embedder.encode([embedding_text(draft, strategy=self.text_strategy, lead_words=self.lead_words)])[0]
+        text = embedding_text(draft, strategy=self.text_strategy, lead_words=self.lead_words)
+        vector = self.embedder.encode([text])[0]
         source = Source(
             vector=vector,
             signature=minhash_signatures([dedup_text(draft.title, draft.body)])[0],
@@ -260,11 +274,21 @@ class Recommender:
             window = timedelta(days=config.window_days)
             since = max(filter(None, [filters.since, centre - window]))
             until = min(filter(None, [filters.until, centre + window]))
-            filters = Filters(filters.sections, filters.exclude_sections, filters.tags, filters.language, filters.exclude_ids, since, until)
+            filters = Filters(
+                filters.sections,
+                filters.exclude_sections,
+                filters.tags,
+                filters.language,
+                filters.exclude_ids,
+                since,
+                until,
+            )
         catalog = self.catalog
         blocked = self._unrecommendable.mask(catalog, self.editorial)
         if source_id is not None:  # articles editors never want shown with this one
-            exclude = exclude + [p for p in map(catalog.position, self.editorial.blocked_with(source_id)) if p is not None]
+            exclude = exclude + [
+                p for p in map(catalog.position, self.editorial.blocked_with(source_id)) if p is not None
+            ]
         restricted = filters.active or filters.exclude_ids or blocked is not None or len(exclude) > 1
         mask = catalog.eligible(filters, exclude) if restricted else None
         if mask is not None and blocked is not None:
@@ -288,9 +312,9 @@ class Recommender:
             _check_scores(self.path, candidates.semantic)
             items = rank(
                 source, candidates, config, k, relevance=self._relevance(candidates, query_lex),
-                explain=lambda picks: self.lexical.top_terms_many(query_lex, candidates.lexical_rows[picks]),  # noqa: B023
-                jaccard=lambda a, b: shingle_jaccard(story(a if a < 0 else int(candidates.positions[a])), story(int(candidates.positions[b]))),  # noqa: B023
-            )
+                explain=lambda picks, c=candidates: self.lexical.top_terms_many(query_lex, c.lexical_rows[picks]),
+                jaccard=lambda a, b, c=candidates: shingle_jaccard(story(a if a < 0 else int(c.positions[a])), story(int(c.positions[b]))),
+            )  # fmt: skip
             # A box the floor left short is final: a wider search finds only weaker candidates.
             if len(items) + items.below_floor >= k or exhaustive:
                 ranked = [self._to_related(item) for item in items]
@@ -312,39 +336,34 @@ class Recommender:
         blocked: np.ndarray | None,
         below: int,
     ) -> Box:
-        """Fallback items (when asked) for a box the floor left short."""
-        if config.fill != "none" and len(kept) < k:
-            eligible = self.catalog.eligible(filters, exclude)
-            if blocked is not None:
-                eligible &= ~blocked[: len(eligible)]
-            taken = {self.catalog.position(r.article.id) for r in kept}
-            reason = {"type": "fallback", "policy": config.fill}
-            for pos in fallback_positions(self.catalog, config.fill, source.section, eligible, taken, k - len(kept)):
-                kept.append(Related(self.catalog.articles[pos], 0.0, [dict(reason)], None, fallback=True))
-        return Box(kept, below)
+        if config.fill == "none" or len(kept) >= k:
+            return Box(kept, below)
+        eligible = self.catalog.eligible(filters, exclude)
+        if blocked is not None:
+            eligible &= ~blocked[: len(eligible)]
+        return filled(self.catalog, kept, config.fill, source.section, eligible, k, below)
 
-    def _pins(self, source_id: str | None, filters: Filters, exclude: list[int], blocked: np.ndarray | None) -> list[int]:
+    def _pins(
+        self, source_id: str | None, filters: Filters, exclude: list[int], blocked: np.ndarray | None
+    ) -> list[int]:
         if source_id is None or not self.editorial.pins_for(source_id):
             return []
         eligible = self.catalog.eligible(filters, exclude)
         return pinned_positions(self.catalog, self.editorial, source_id, eligible, blocked)
 
     def _with_pins(
-        self, pins: list[int], ranked: list[Related], source: Source, query_lex: sp.csr_matrix, config: RankingConfig, k: int
+        self,
+        pins: list[int],
+        ranked: list[Related],
+        source: Source,
+        query_lex: sp.csr_matrix,
+        config: RankingConfig,
+        k: int,
     ) -> list[Related]:
-        """Pinned articles first (scored like any candidate, reason ``pinned``), then the ranked ones, k in all."""
         if not pins:
             return ranked
         pinned = self.catalog.gather(np.asarray(pins, dtype=np.int64), source, query_lex)
-        w = config.semantic_weight
-        scores = w * pinned.semantic + (1.0 - w) * pinned.lexical
-        relevance = self._relevance(pinned, query_lex)
-        items = [
-            Related(self.catalog.articles[p], float(sc), [dict(PINNED)], None if relevance is None else float(relevance[i]))
-            for i, (p, sc) in enumerate(zip(pins, scores))
-        ]
-        ids = {r.article.id for r in items}
-        return (items + [r for r in ranked if r.article.id not in ids])[:k]
+        return pinned_first(self.catalog, pinned, self._relevance(pinned, query_lex), config.semantic_weight, ranked, k)
 
     def _story_shingles(self, source_article: Callable[[], Article]) -> Callable[[int], frozenset[bytes]]:
         """Shingle sets by catalog position (``-1`` = the source) for one request, kept across widening rounds:
@@ -405,35 +424,13 @@ class Recommender:
         known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
         reuse: Recommender | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors and MinHash signatures for ``articles``: what an upsert needs from the model. Reads nothing that
-        a concurrent live change modifies, so a service embeds before it takes any lock."""
-        vectors = np.zeros((len(articles), self.store.dimension), dtype=np.float32)
-        signatures = np.zeros((len(articles), self.catalog.signature_width), dtype=np.uint32)
-        found: set[int] = set()
-        for i, (vector, signature) in (known or {}).items():
-            if vector.shape == (self.store.dimension,) and signature.shape == (self.catalog.signature_width,):
-                vectors[i], signatures[i] = vector, signature
-                found.add(i)
-        if reuse is not None and self._same_embedding(reuse):
-            old = reuse.catalog
-            rows, positions = [], []
-            for i, article in enumerate(articles):
-                pos = old.position(article.id)
-                if i in found or pos is None or pos < old.base_count:
-                    continue
-                if old.articles[pos].content_hash() == article.content_hash():
-                    rows.append(i)
-                    positions.append(pos)
-            if rows:
-                vectors[rows] = old.vectors(np.asarray(positions, dtype=np.int64))
-                signatures[rows] = old.signatures(np.asarray(positions, dtype=np.int64))
-                found.update(rows)
-        todo = [i for i in range(len(articles)) if i not in found]
-        self.last_embedded = len(todo)
-        if todo:
-            texts = [embedding_text(articles[i], strategy=self.text_strategy, lead_words=self.lead_words) for i in todo]
-            vectors[todo] = self.embedder.encode(texts)
-            signatures[todo] = minhash_signatures([dedup_text(articles[i].title, articles[i].body) for i in todo])
+        """Vectors and MinHash signatures for ``articles`` (see :mod:`.live_vectors`). Reads nothing that a
+        concurrent live change modifies, so a service embeds before it takes any lock."""
+        previous = reuse.catalog if reuse is not None and self._same_embedding(reuse) else None
+        vectors, signatures, self.last_embedded = live_vectors(
+            articles, dimension=self.store.dimension, signature_width=self.catalog.signature_width, known=known,
+            previous=previous, embedder=lambda: self.embedder, text_strategy=self.text_strategy, lead_words=self.lead_words,
+        )  # fmt: skip
         return vectors, signatures
 
     def add_prepared(self, articles: list[Article], vectors: np.ndarray, signatures: np.ndarray) -> list[bool]:
@@ -452,7 +449,10 @@ class Recommender:
     def embedding_key(self) -> str:
         """How this version's vectors were made (model, backend, text, length), as a short digest: a vector
         logged under the same key is one this version would make from the same text."""
-        key = self.manifest.extra.get("embedding") or {"model": self.manifest.model, "dimension": self.manifest.dimension}
+        key = self.manifest.extra.get("embedding") or {
+            "model": self.manifest.model,
+            "dimension": self.manifest.dimension,
+        }
         return hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
 
     def _same_embedding(self, other: "Recommender") -> bool:

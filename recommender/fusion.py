@@ -48,6 +48,7 @@ def feedback(c: Candidates, relevance: np.ndarray, config: RankingConfig) -> np.
     if m == 0 or config.prf_weight == 0 or c.lexical_rows is None:
         return relevance
     from .lexical import row_dots
+
     top = np.argsort(-relevance, kind="stable")[:m]
     w = config.semantic_weight
     pair = w * (c.vectors @ c.vectors[top].T) + (1.0 - w) * row_dots(c.lexical_rows, c.lexical_rows[top])

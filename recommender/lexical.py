@@ -24,7 +24,11 @@ IDF_FILE = "lexical_idf.npy"
 MATRIX_FILES = {"data": "lexical_data.npy", "indices": "lexical_indices.npy", "indptr": "lexical_indptr.npy"}
 #: The same matrix term-major (an inverted index): scoring a new text against every document reads only the
 #: postings of its terms (a draft at 1M articles), not every row.
-TERM_MATRIX_FILES = {"data": "lexical_terms_data.npy", "indices": "lexical_terms_indices.npy", "indptr": "lexical_terms_indptr.npy"}
+TERM_MATRIX_FILES = {
+    "data": "lexical_terms_data.npy",
+    "indices": "lexical_terms_indices.npy",
+    "indptr": "lexical_terms_indptr.npy",
+}
 LEGACY_MATRIX_FILE = "lexical_matrix.npz"  # versions built before 0.1.0's memory-mapping; still readable
 
 
@@ -87,13 +91,19 @@ class LexicalModel:
         try:
             matrix = vectorizer.fit_transform(texts)
         except ValueError:  # every term pruned (e.g. only stop words): fall back to no pruning
-            vectorizer = TfidfVectorizer(sublinear_tf=self.params.sublinear_tf, dtype=np.float32, token_pattern=r"(?u)\b\w+\b")
-            matrix = vectorizer.fit_transform(texts) if any(t.strip() for t in texts) else sp.csr_matrix((len(texts), 1))
+            vectorizer = TfidfVectorizer(
+                sublinear_tf=self.params.sublinear_tf, dtype=np.float32, token_pattern=r"(?u)\b\w+\b"
+            )
+            matrix = (
+                vectorizer.fit_transform(texts) if any(t.strip() for t in texts) else sp.csr_matrix((len(texts), 1))
+            )
         self._vectorizer = vectorizer
         self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
         self.matrix_.sort_indices()  # done once here: a memory-mapped copy is read-only
         self._by_term = None
-        self.terms_ = np.asarray(vectorizer.get_feature_names_out()) if hasattr(vectorizer, "vocabulary_") else np.asarray([""])
+        self.terms_ = (
+            np.asarray(vectorizer.get_feature_names_out()) if hasattr(vectorizer, "vocabulary_") else np.asarray([""])
+        )
         return self
 
     def _check_fitted(self) -> None:
@@ -185,7 +195,9 @@ class LexicalModel:
             "term_matrix": True,
         }
         atomic_write_json(directory / PARAMS_FILE, state)
-        atomic_save_npy(directory / IDF_FILE, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32))
+        atomic_save_npy(
+            directory / IDF_FILE, np.asarray(getattr(self.vectorizer_, "idf_", np.zeros(0)), dtype=np.float32)
+        )
         for files, matrix in ((MATRIX_FILES, self.matrix_), (TERM_MATRIX_FILES, self.by_term)):
             for part, name in files.items():
                 atomic_save_npy(directory / name, np.ascontiguousarray(getattr(matrix, part)))
@@ -326,11 +338,16 @@ def _topn_operands(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[sp.csr_matrix, s
 
     def fit(m: sp.csr_matrix) -> sp.csr_matrix:
         parts = (m.data, m.indices, m.indptr)
-        if m.data.dtype == np.float32 and m.indices.dtype == wide and m.indptr.dtype == wide and all(
-            p.flags.writeable and p.flags.c_contiguous for p in parts
+        if (
+            m.data.dtype == np.float32
+            and m.indices.dtype == wide
+            and m.indptr.dtype == wide
+            and all(p.flags.writeable and p.flags.c_contiguous for p in parts)
         ):
             return m
-        out = sp.csr_matrix((np.array(m.data, dtype=np.float32), np.array(m.indices), np.array(m.indptr)), shape=m.shape)
+        out = sp.csr_matrix(
+            (np.array(m.data, dtype=np.float32), np.array(m.indices), np.array(m.indptr)), shape=m.shape
+        )
         out.indices, out.indptr = out.indices.astype(wide), out.indptr.astype(wide)  # scipy may narrow them
         return out
 

@@ -132,7 +132,11 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any, Reject | None]]:
                 start = reader.line_num + 1
         except UnicodeDecodeError as exc:
             line = locals().get("start", 1)
-            yield line, None, Reject(str(path), line, "encoding", f"invalid UTF-8 at byte {exc.start}; rest of file skipped")
+            yield (
+                line,
+                None,
+                Reject(str(path), line, "encoding", f"invalid UTF-8 at byte {exc.start}; rest of file skipped"),
+            )
         except csv.Error as exc:
             line = locals().get("start", 1)
             yield line, None, Reject(str(path), line, "csv", f"malformed CSV: {exc}; rest of file skipped")
@@ -184,7 +188,9 @@ def load_articles(paths: Sequence[Path | str], *, clean_html: bool = True, title
             except FieldError as exc:
                 raw_id = record.get("id") if isinstance(record, dict) else None
                 article_id = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
-                result.rejects.append(Reject(str(path), lineno, exc.field, exc.reason, article_id if exc.field != "id" else None))
+                result.rejects.append(
+                    Reject(str(path), lineno, exc.field, exc.reason, article_id if exc.field != "id" else None)
+                )
                 continue
             if title_from_body and article.extra.get("title_derived"):
                 result.derived_titles += 1
@@ -208,7 +214,9 @@ def check_rejects(result: LoadResult, max_share: float, rejects_path: Path | Non
     if not result.rejects:
         return
     if result.reject_share <= max_share and result.articles:
-        logger.warning("%d rows rejected (%.2f%%), see %s", len(result.rejects), 100 * result.reject_share, rejects_path)
+        logger.warning(
+            "%d rows rejected (%.2f%%), see %s", len(result.rejects), 100 * result.reject_share, rejects_path
+        )
         return
     first = "; ".join(str(r) for r in result.rejects[:show])
     more = f" (+{len(result.rejects) - show} more)" if len(result.rejects) > show else ""

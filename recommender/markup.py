@@ -13,6 +13,7 @@ _BLOCK_END = re.compile(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|blockquote|tr|section
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
+
 def html_to_text(value: str) -> str:
     """Reduce CMS HTML to paragraphs of plain text; scripts and styles are dropped, entities decoded."""
     if not value or not _TAG_HINT.search(value):

@@ -84,11 +84,15 @@ class RankingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigurationError(f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+            raise ConfigurationError(
+                f"unknown ranking option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+            )
         return cls(**values)
 
     def with_overrides(self, **overrides: Any) -> RankingConfig:
-        clean = {k: v for k, v in overrides.items() if v is not None or k in ("freshness_half_life_days", "window_days")}
+        clean = {
+            k: v for k, v in overrides.items() if v is not None or k in ("freshness_half_life_days", "window_days")
+        }
         return type(self).create(**{**asdict(self), **clean})
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,7 +202,9 @@ def rank(
     shown = order[np.asarray(relevance)[order] >= config.min_relevance] if floored else order
     chosen = _select(shown, dup, scores, candidates.vectors, k, config.diversity)
     if floored and len(chosen) < k:
-        out.below_floor = max(0, len(_select(order, dup, scores, candidates.vectors, k, config.diversity)) - len(chosen))
+        out.below_floor = max(
+            0, len(_select(order, dup, scores, candidates.vectors, k, config.diversity)) - len(chosen)
+        )
 
     # One batched call for all picks: explanations are a large share of a request's cost otherwise.
     all_terms = explain(chosen) if explain is not None and chosen else [[] for _ in chosen]
@@ -212,7 +218,9 @@ def rank(
     return out
 
 
-def _select(order: np.ndarray, dup: _Duplicates, scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+def _select(
+    order: np.ndarray, dup: _Duplicates, scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float
+) -> list[int]:
     if diversity <= 0:
         return _distinct(order, dup, k)
     # MMR over the head of the list (the tail cannot win anyway), counted in distinct stories: a head cut
@@ -242,7 +250,9 @@ DEDUP_BAND = 0.25
 class _Duplicates:
     """Near-duplicate tests for one ranking: the MinHash estimate, made exact near the threshold."""
 
-    def __init__(self, sigs: np.ndarray, source_sig: np.ndarray, threshold: float, jaccard: Callable[[int, int], float] | None) -> None:
+    def __init__(
+        self, sigs: np.ndarray, source_sig: np.ndarray, threshold: float, jaccard: Callable[[int, int], float] | None
+    ) -> None:
         self.sigs = sigs
         self.threshold = threshold
         self.jaccard = jaccard

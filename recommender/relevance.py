@@ -215,7 +215,13 @@ def relevance_for(spec: RelevanceModel | Path | str | None, embedding_model: str
     other: that is said once, in one line, with the way out (``recommender calibrate``)."""
     if spec is None:
         return None
-    model = spec if isinstance(spec, RelevanceModel) else default_relevance_model() if spec == "default" else RelevanceModel.load(spec)
+    model = (
+        spec
+        if isinstance(spec, RelevanceModel)
+        else default_relevance_model()
+        if spec == "default"
+        else RelevanceModel.load(spec)
+    )
     fitted_on = model.embedding_model
     if fitted_on and fitted_on != embedding_model and (fitted_on, embedding_model) not in _WARNED:
         _WARNED.add((fitted_on, embedding_model))

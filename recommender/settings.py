@@ -12,10 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .embedding import BACKENDS, DEFAULT_MODEL
 from .events.variants import VariantSpec, check_variants
 from .options import numbers_from_text
-from .urls import DEFAULT_TRACKING_PARAMS
-from .settings_errors import settings_error_message
 from .ranking import RankingConfig
+from .settings_errors import settings_error_message
 from .text import TEXT_STRATEGIES
+from .urls import DEFAULT_TRACKING_PARAMS
 
 __all__ = ["Settings", "settings_error_message"]
 
@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("index-data"), description="Folder holding versions/ and the CURRENT pointer.")
     model: str = Field(DEFAULT_MODEL, description="Model name or local folder of a sentence-transformers model.")
     embedding_backend: str = Field(
-        "auto", description=f"One of {', '.join(BACKENDS)}. auto: the fastest backend whose top-10 neighbours agree "
+        "auto",
+        description=f"One of {', '.join(BACKENDS)}. auto: the fastest backend whose top-10 neighbours agree "
         "with float32's (>= 0.99), measured once per machine and model and cached.",
     )
     batch_size: int = Field(64, ge=1, le=4096)
@@ -40,14 +41,18 @@ class Settings(BaseSettings):
     )
     max_seq_length: int = Field(256, ge=16, le=8192, description="Word pieces the model reads per article.")
     text_strategy: str = Field("lead", description=f"One of {', '.join(TEXT_STRATEGIES)}.")
-    lead_words: int = Field(120, ge=10, description="Body words after title and summary in the embedded text (120 measured best).")
+    lead_words: int = Field(
+        120, ge=10, description="Body words after title and summary in the embedded text (120 measured best)."
+    )
     max_reject_share: float = Field(0.01, ge=0.0, le=1.0, description="Fail the build above this share of bad rows.")
     title_from_body: bool = Field(
-        True, description="Use the body's first line as title when a row has none (counted in the report); false rejects such rows."
+        True,
+        description="Use the body's first line as title when a row has none (counted in the report); false rejects such rows.",
     )
     keep_versions: int = Field(5, ge=1, description="Published versions kept by gc.")
     editorial_file: Path | None = Field(
-        None, description="Editorial pins and blocks for the build; unset: an editorial.json beside the export if "
+        None,
+        description="Editorial pins and blocks for the build; unset: an editorial.json beside the export if "
         "there is one, else the published version's.",
     )
     tracking_params: list[str] = Field(
@@ -61,20 +66,28 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=1, description="HNSW search breadth (more = better recall, slower).")
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists probed per search.")
     max_search_breadth: int = Field(
-        2048, ge=1, description="Below the recall floor the build doubles HNSW efSearch / IVF nprobe up to this "
+        2048,
+        ge=1,
+        description="Below the recall floor the build doubles HNSW efSearch / IVF nprobe up to this "
         "before failing; the tuned value is saved with the index.",
     )
     neighbors: int = Field(50, ge=1, le=1000, description="Precomputed candidates per article and retriever.")
     lexical_exact_threshold: int = Field(
-        100_000, ge=0, description="Exact TF-IDF neighbour lists up to this many articles; above, common terms are capped."
+        100_000,
+        ge=0,
+        description="Exact TF-IDF neighbour lists up to this many articles; above, common terms are capped.",
     )
     lexical_max_postings: int = Field(
-        2_000, ge=1, description="Above the threshold: query terms found in more articles than this are skipped "
+        2_000,
+        ge=1,
+        description="Above the threshold: query terms found in more articles than this are skipped "
         "when precomputing TF-IDF candidates (the build measures and reports the recall this keeps).",
     )
 
     engine: str = Field("local", description="Embedding engine: local, or ray (needs the distributed extra).")
-    ray_address: str | None = Field(None, description="Ray cluster address (auto, ray://host:10001); unset starts a local Ray.")
+    ray_address: str | None = Field(
+        None, description="Ray cluster address (auto, ray://host:10001); unset starts a local Ray."
+    )
     ray_workers: int | None = Field(None, ge=1, description="Embedding actors on Ray [default: one per CPU].")
 
     # -- service ----------------------------------------------------------------------------
@@ -86,7 +99,9 @@ class Settings(BaseSettings):
     header_timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds a client has to send a request's headers before it is disconnected."
     )
-    keep_alive_timeout: float = Field(5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays open.")
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays open."
+    )
     max_connections: int = Field(
         4096, ge=1, description="Open connections and requests at once; above it new requests get 503."
     )
@@ -96,7 +111,9 @@ class Settings(BaseSettings):
     )
     cache_max_age: int = Field(300, ge=0, description="Cache-Control max-age (seconds) on read responses.")
     cache_size: int = Field(10_000, ge=0, description="In-process response cache entries.")
-    poll_interval: float = Field(5.0, ge=0.0, description="Seconds between checks for a newly published version; 0 = off.")
+    poll_interval: float = Field(
+        5.0, ge=0.0, description="Seconds between checks for a newly published version; 0 = off."
+    )
     mmap: bool = Field(False, description="Memory-map index files so several workers share them.")
     verify_digests: bool = Field(
         True,
@@ -119,7 +136,9 @@ class Settings(BaseSettings):
     )
     events_burst: int = Field(2_000, ge=1, description="Events one client IP may send at once before the rate applies.")
     events_dedup_keys: int = Field(
-        100_000, ge=0, description="Keys of recent events kept to drop a resent batch at once (compaction drops the rest)."
+        100_000,
+        ge=0,
+        description="Keys of recent events kept to drop a resent batch at once (compaction drops the rest).",
     )
     events_compact_interval: float = Field(
         3600.0, ge=0, description="Seconds between the service's compactions of closed days into Parquet; 0 = off."
@@ -141,7 +160,8 @@ class Settings(BaseSettings):
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     ranking_file: Path | None = Field(None, description="JSON/TOML file with a named ranking configuration.")
     relevance_model: Path | None = Field(
-        None, description="Relevance model file written by `recommender calibrate`; unset: the bundled one (fitted on "
+        None,
+        description="Relevance model file written by `recommender calibrate`; unset: the bundled one (fitted on "
         "ecbplus-dev with all-MiniLM-L6-v2).",
     )
 

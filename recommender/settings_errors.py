@@ -21,10 +21,16 @@ def settings_error_message(exc: Any, *, from_env: bool = True) -> str:
     errors = exc.errors()
     first = errors[0]
     loc = [str(part) for part in first.get("loc", ())] or ["?"]
-    name = ENV_PREFIX + "__".join(loc).upper() if from_env else FLAG_OF_FIELD.get(loc[0], "--" + loc[0].replace("_", "-"))
+    name = (
+        ENV_PREFIX + "__".join(loc).upper() if from_env else FLAG_OF_FIELD.get(loc[0], "--" + loc[0].replace("_", "-"))
+    )
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     value = first.get("input")
     secret = loc[0] == "admin_token"  # never echo a secret, not even a wrong one
-    shown = f"{name}={value!r}" if isinstance(value, (str, int, float)) and not isinstance(value, bool) and not secret else name
+    shown = (
+        f"{name}={value!r}"
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and not secret
+        else name
+    )
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return _one_line(f"{shown}: {message}{more}")

@@ -132,12 +132,22 @@ class Reusable:
     signatures: np.ndarray | None
 
 
-def read_reusable(path: Path, manifest: Manifest, *, embedding: dict[str, Any] | None, signature_scheme: str) -> Reusable:
+def read_reusable(
+    path: Path, manifest: Manifest, *, embedding: dict[str, Any] | None, signature_scheme: str
+) -> Reusable:
     """``embedding``: the new build's embedding key; vectors are reused only when the previous version's matches
     (``None`` = re-embed everything). Signatures are reused when made by the same scheme."""
     ids, hashes = read_article_hashes(path / ARTICLES_FILE)
-    signatures = np.load(path / SIGNATURES_FILE, mmap_mode="r") if manifest.extra.get("signature_scheme") == signature_scheme else None
-    vectors = VectorStore.load_vectors(path) if embedding is not None and manifest.extra.get("embedding") == embedding else None
+    signatures = (
+        np.load(path / SIGNATURES_FILE, mmap_mode="r")
+        if manifest.extra.get("signature_scheme") == signature_scheme
+        else None
+    )
+    vectors = (
+        VectorStore.load_vectors(path)
+        if embedding is not None and manifest.extra.get("embedding") == embedding
+        else None
+    )
     return Reusable(ids, hashes, vectors, signatures)
 
 

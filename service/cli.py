@@ -49,7 +49,9 @@ def demo(
     index_dir: IndexDirOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build the demo index, print what to try, and exit.")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Build the demo index, print what to try, and exit.")
+    ] = False,
 ) -> None:
     """Build the bundled demo corpus (140 original articles) and serve it with the demo page.
 
@@ -74,8 +76,7 @@ def demo(
         f"\nThe demo index is in {folder}. Try:\n"
         f"  recommender related demo-006 --index-dir {folder}\n"
         f"  recommender evaluate --index-dir {folder} --label-field story_id --report ./demo-report\n"
-        f"  curl '{url}/v1/articles/demo-006/related?k=3'"
-        + ("  (while the demo serves)" if no_serve else "")
+        f"  curl '{url}/v1/articles/demo-006/related?k=3'" + ("  (while the demo serves)" if no_serve else "")
     )
     if no_serve:
         return

@@ -40,7 +40,10 @@ async def require_admin(
         raise ApiError(403, "admin_disabled", "admin routes are disabled: set RECOMMENDER_ADMIN_TOKEN to enable them")
     if credentials is None:
         raise ApiError(
-            401, "unauthorized", "admin route: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            "admin route: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     # Bytes, not str: compare_digest rejects non-ASCII str, and a token sent by a client is arbitrary.
     if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogatepass"), expected.encode("utf-8")):

@@ -93,7 +93,11 @@ class _EventsCollector(Collector):
         ]
         if counters is not None:
             values += [
-                ("recommender_events_invalid_batches", "Batches refused with 422 (nothing stored)", counters.invalid_batches),
+                (
+                    "recommender_events_invalid_batches",
+                    "Batches refused with 422 (nothing stored)",
+                    counters.invalid_batches,
+                ),
                 ("recommender_events_invalid_events", "Events in batches refused with 422", counters.invalid_events),
                 ("recommender_events_rate_limited_batches", "Batches refused with 429", counters.rate_limited_batches),
             ]

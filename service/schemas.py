@@ -8,10 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from recommender.article import ID_PATTERN
 from recommender.events.schema import VISITOR_PATTERN
+from recommender.options import RelatedOptions, UtcDatetime
 
 #: In a query string an empty visitor is allowed and means none.
 VISITOR_QUERY_PATTERN = VISITOR_PATTERN.replace("{1,128}", "{0,128}")
-from recommender.options import RelatedOptions, UtcDatetime
 
 __all__ = [
     "ARTICLE_ID_PATTERN",
@@ -87,7 +87,9 @@ class RelatedResponse(BaseModel):
         description="Names the list served (index state, article, options, variant): the same for every view of "
         "the same list, so send it back with the impression and click events of this box (POST /v1/events)."
     )
-    variant: str = Field(description="The A/B variant that ranked this list (from ?visitor=); send it back with events.")
+    variant: str = Field(
+        description="The A/B variant that ranked this list (from ?visitor=); send it back with events."
+    )
     items: list[RelatedItem]
     below_floor: int = Field(0, description="Ranked items left out because their relevance was under the floor.")
 
@@ -226,14 +228,17 @@ class IndexInfo(BaseModel):
         description="Live changes (PUT/DELETE) applied on top of the version, not yet built in."
     )
     wal_seq: int | None
-    wal_errors: int = Field(description="Change-log entries found unreadable or torn; their bytes are in live/damaged/.")
+    wal_errors: int = Field(
+        description="Change-log entries found unreadable or torn; their bytes are in live/damaged/."
+    )
     wal_damage: list[dict[str, Any]] = Field(description="The last ten of them: line, offset, reason, kept_at.")
     model_state: str = Field(
         description="not loaded, loading, ready or failed: <reason>. Drafts and live writes wait for it."
     )
     last_load: dict[str, Any] | None = Field(
-        None, description="The last load or reload: version, seconds, live changes replayed, and how many of them "
-        "had to be embedded (the log keeps vectors, so normally 0)."
+        None,
+        description="The last load or reload: version, seconds, live changes replayed, and how many of them "
+        "had to be embedded (the log keeps vectors, so normally 0).",
     )
     cache: CacheInfo
 
@@ -262,7 +267,8 @@ class Readiness(BaseModel):
         "or the index directory or version folder is gone and the served one answers from memory.",
     )
     model_state: str = Field(
-        "ready", description="not loaded, loading, ready or failed: <reason>. Related-by-id never needs the model; "
+        "ready",
+        description="not loaded, loading, ready or failed: <reason>. Related-by-id never needs the model; "
         "drafts (POST /v1/related) and live writes wait for it while it loads.",
     )
     wal_errors: int = Field(0, description="Change-log entries found unreadable or torn (see /v1/index).")

@@ -15,9 +15,17 @@ def test_minimal_article_and_defaults():
 
 def test_full_article_round_trips_through_to_dict():
     record = {
-        "id": "x/1", "title": "T", "body": "<p>One &amp; two</p>", "summary": "S", "url": "https://e.test/x",
-        "published_at": "2026-08-01T10:00:00+02:00", "section": "World", "tags": ["a", "b"], "authors": ["Ann"],
-        "language": "en", "story_id": "s1",
+        "id": "x/1",
+        "title": "T",
+        "body": "<p>One &amp; two</p>",
+        "summary": "S",
+        "url": "https://e.test/x",
+        "published_at": "2026-08-01T10:00:00+02:00",
+        "section": "World",
+        "tags": ["a", "b"],
+        "authors": ["Ann"],
+        "language": "en",
+        "story_id": "s1",
     }
     a = parse_article(record)
     assert a.body == "One & two"
@@ -45,15 +53,35 @@ def test_numeric_id_becomes_string():
         ({"id": "a\nb", "title": "t"}, "id", "contains a control or bidirectional-override character (U+000A)"),
         ({"id": "a\x1b[31mred", "title": "t"}, "id", "contains a control or bidirectional-override character (U+001B)"),
         ({"id": "a\x85", "title": "t"}, "id", "contains a control or bidirectional-override character (U+0085)"),
-        ({"id": "txt\u202egnp.exe", "title": "t"}, "id", "contains a control or bidirectional-override character (U+202E)"),
+        (
+            {"id": "txt\u202egnp.exe", "title": "t"},
+            "id",
+            "contains a control or bidirectional-override character (U+202E)",
+        ),
         ({"id": "a\u2066b", "title": "t"}, "id", "contains a control or bidirectional-override character (U+2066)"),
-        ({"id": "a", "title": "t", "url": "javascript:alert(1)"}, "url", "must be an absolute http or https URL, got 'javascript:alert(1)'"),
-        ({"id": "a", "title": "t", "url": "data:text/html,x"}, "url", "must be an absolute http or https URL, got 'data:text/html,x'"),
-        ({"id": "a", "title": "t", "url": "/relative/path"}, "url", "must be an absolute http or https URL, got '/relative/path'"),
+        (
+            {"id": "a", "title": "t", "url": "javascript:alert(1)"},
+            "url",
+            "must be an absolute http or https URL, got 'javascript:alert(1)'",
+        ),
+        (
+            {"id": "a", "title": "t", "url": "data:text/html,x"},
+            "url",
+            "must be an absolute http or https URL, got 'data:text/html,x'",
+        ),
+        (
+            {"id": "a", "title": "t", "url": "/relative/path"},
+            "url",
+            "must be an absolute http or https URL, got '/relative/path'",
+        ),
         ({"id": "a", "title": "t", "url": "https://"}, "url", "must be an absolute http or https URL, got 'https://'"),
         ({"id": "a", "title": "t", "tags": ["ok", "\udfff"]}, "tags", "contains a lone surrogate (not valid Unicode)"),
         ({"id": "a", "title": "t", "authors": ["\ud800x"]}, "authors", "contains a lone surrogate (not valid Unicode)"),
-        ({"id": "a", "title": "t", "meta": {"deep": ["\udfff"]}}, "meta.deep", "contains a lone surrogate (not valid Unicode)"),
+        (
+            {"id": "a", "title": "t", "meta": {"deep": ["\udfff"]}},
+            "meta.deep",
+            "contains a lone surrogate (not valid Unicode)",
+        ),
         ({"id": "a", "title": "t\udfff"}, "title", "contains a lone surrogate (not valid Unicode)"),
         ({"id": "a"}, "title", "missing or empty"),
         ({"id": "a", "title": ""}, "title", "missing or empty"),

@@ -71,7 +71,10 @@ def test_empty_file_and_a_last_line_without_newline(tmp_path: Path) -> None:
 
 
 def test_hashes_without_building_articles(tmp_path: Path) -> None:
-    assert read_article_hashes(_write(tmp_path / "articles.jsonl", RECORDS)) == (["a", "b/2", "c"], ["h-a", "h-b/2", "h-c"])
+    assert read_article_hashes(_write(tmp_path / "articles.jsonl", RECORDS)) == (
+        ["a", "b/2", "c"],
+        ["h-a", "h-b/2", "h-c"],
+    )
 
 
 def test_arrow_columns_give_the_same_table_as_parsing(tmp_path: Path) -> None:

@@ -139,7 +139,13 @@ def test_tokens_match_sentence_transformers(embedder, model_path):
 
 def test_model_spec_follows_the_folder(model_path, tmp_path):
     spec = read_model_spec(*model_path, 256)
-    assert (spec.pooling, spec.normalize, spec.dimension, spec.max_seq_length, spec.exportable) == ("mean_tokens", True, 384, 256, True)
+    assert (spec.pooling, spec.normalize, spec.dimension, spec.max_seq_length, spec.exportable) == (
+        "mean_tokens",
+        True,
+        384,
+        256,
+        True,
+    )
     assert read_model_spec(*model_path, 128).max_seq_length == 128
     assert read_model_spec(*model_path, 4096).max_seq_length == 256  # the folder's own cap, as in the torch path
     # A module stack the exported backends do not reproduce: refused, torch only.
@@ -184,7 +190,10 @@ def _row(backend, rate, agreement=None, status="ok"):
     "rows, expected",
     [
         # the fastest that agrees
-        ([_row("float32", 42), _row("bf16", 139, 0.995), _row("openvino-bf16", 143, 0.993), _row("onnx", 60, 1.0)], "openvino-bf16"),
+        (
+            [_row("float32", 42), _row("bf16", 139, 0.995), _row("openvino-bf16", 143, 0.993), _row("onnx", 60, 1.0)],
+            "openvino-bf16",
+        ),
         # the fastest is below the floor: the next one
         ([_row("float32", 42), _row("onnx-int8", 160, 0.81), _row("bf16", 139, 0.995)], "bf16"),
         # exactly at the floor counts
@@ -192,7 +201,14 @@ def _row(backend, rate, agreement=None, status="ok"):
         # a float32 run faster than everything stays float32 (no agreement needed for the reference)
         ([_row("float32", 42), _row("bf16", 40, 1.0)], "float32"),
         # failed or unavailable backends are never chosen, whatever their numbers
-        ([_row("float32", 42), _row("openvino", 400, 1.0, status="failed"), _row("onnx", None, None, status="unavailable")], "float32"),
+        (
+            [
+                _row("float32", 42),
+                _row("openvino", 400, 1.0, status="failed"),
+                _row("onnx", None, None, status="unavailable"),
+            ],
+            "float32",
+        ),
         # no agreement measured (no reference): nothing but float32
         ([_row("float32", None, status="failed"), _row("bf16", 139)], "float32"),
         ([], "float32"),
@@ -217,8 +233,13 @@ def test_table_rows_and_format():
         {**_row("openvino-bf16", 143.0, 0.993), "ratio_vs_float32": 3.4, "info": {"precision": "bf16"}},
         {"backend": "openvino", "status": "unavailable", "reason": "openvino not installed: pip install '.[openvino]'"},
     ]
-    selection = Selection(choice=choose(rows), rows=rows, key={"machine": {"cpu": "Test CPU", "cores": 2},
-                          "sample": {"texts": 256}}, measured_at="2026-01-01T00:00:00+00:00", seconds=31.0)
+    selection = Selection(
+        choice=choose(rows),
+        rows=rows,
+        key={"machine": {"cpu": "Test CPU", "cores": 2}, "sample": {"texts": 256}},
+        measured_at="2026-01-01T00:00:00+00:00",
+        seconds=31.0,
+    )
     flat = table_rows(selection)
     assert [r["chosen"] for r in flat] == [False, False, True, False]
     assert flat[2]["precision"] == "bf16" and flat[1]["top10_agreement"] == 0.81
@@ -323,8 +344,9 @@ def test_a_backend_far_behind_float32_is_not_timed_to_the_end(model_path, tmp_pa
     def loader(name, *args, **kwargs):
         return embedder._impl if name == "float32" else Slowed()
 
-    selection = resolve_auto(*model_path, 256, cache=tmp_path, candidates=("float32", "bf16"),
-                             sample=_headlines(0, 16), loader=loader)
+    selection = resolve_auto(
+        *model_path, 256, cache=tmp_path, candidates=("float32", "bf16"), sample=_headlines(0, 16), loader=loader
+    )
     row = selection.row("bf16")
     assert selection.choice == "float32" and "not measured further" in row["reason"]
     assert "top10_agreement" not in row and row["ratio_vs_float32"] < 0.8
@@ -351,15 +373,28 @@ def test_embedder_auto_uses_the_cached_choice(model_path, conversions, tmp_path)
     key = selection_key(spec)
     key["backends"] = list(BACKEND_NAMES)
     rows = [_row("float32", 42.0), _row("onnx", 60.0, 1.0)]
-    atomic_write_json(tmp_path / "backend-selection" / f"{key_digest(key)}.json",
-                      {"format": select._FORMAT, "key": key, "choice": "onnx", "floor": 0.99, "rows": rows,
-                       "measured_at": "2026-01-01T00:00:00+00:00", "seconds": 1.0})
+    atomic_write_json(
+        tmp_path / "backend-selection" / f"{key_digest(key)}.json",
+        {
+            "format": select._FORMAT,
+            "key": key,
+            "choice": "onnx",
+            "floor": 0.99,
+            "rows": rows,
+            "measured_at": "2026-01-01T00:00:00+00:00",
+            "seconds": 1.0,
+        },
+    )
     if (conversions / "models").exists():  # the conversion cache is the same folder: reuse the session's export
         shutil.copytree(conversions / "models", tmp_path / "models")
     emb = Embedder(backend="auto", cache_dir=tmp_path)
     assert emb.backend == "onnx" and emb.requested_backend == "auto"
     described = emb.describe()
-    assert described["backend"] == "onnx" and described["selection"]["choice"] == "onnx" and described["selection"]["cached"]
+    assert (
+        described["backend"] == "onnx"
+        and described["selection"]["choice"] == "onnx"
+        and described["selection"]["cached"]
+    )
 
 
 # -- the mixing guard ----------------------------------------------------------------------------------------------

@@ -17,8 +17,13 @@ from tests.support.paths import write_jsonl
 def _records(n=30):
     topics = ["ceasefire talks in Lisgard", "tariff ruling by the high court", "flooding along the Teyna river"]
     return [
-        {"id": f"n{i}", "title": f"Report {i} on {topics[i % 3]}", "body": f"Story number {i} about {topics[i % 3]}. " * 5,
-         "published_at": f"2026-08-{1 + i % 28:02d}T10:00:00Z", "section": ["world", "business", "climate"][i % 3]}
+        {
+            "id": f"n{i}",
+            "title": f"Report {i} on {topics[i % 3]}",
+            "body": f"Story number {i} about {topics[i % 3]}. " * 5,
+            "published_at": f"2026-08-{1 + i % 28:02d}T10:00:00Z",
+            "section": ["world", "business", "climate"][i % 3],
+        }
         for i in range(n)
     ]
 
@@ -31,7 +36,9 @@ def test_demo_index_published_and_valid(demo_index, demo_records):
     assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384 and manifest.index_type == "flat"
     manifest.verify_files(path, digests=True)
     report = json.loads((demo_index / "reports" / f"{path.name}.json").read_text())
-    assert report["counts"]["new"] == 140 and report["validation"]["ok"] and report["validation"]["self_retrieval"] == 1.0
+    assert (
+        report["counts"]["new"] == 140 and report["validation"]["ok"] and report["validation"]["self_retrieval"] == 1.0
+    )
     assert set(report["timings"]) >= {"load", "embed", "lexical", "index", "neighbors", "validate", "write"}
     assert np.load(path / "neighbors_semantic.npy").shape == (140, 50)
 
@@ -48,7 +55,12 @@ def test_incremental_rebuild_embeds_only_changes(tmp_path, embedder):
     write_jsonl(export, records)
     second = build_index([export], settings, embedder=embedder, progress=False)
     assert {k: second.counts[k] for k in ("new", "changed", "unchanged", "removed", "embedded")} == {
-        "new": 1, "changed": 1, "unchanged": 28, "removed": 1, "embedded": 2}
+        "new": 1,
+        "changed": 1,
+        "unchanged": 28,
+        "removed": 1,
+        "embedded": 2,
+    }
     # Reused vectors are exactly what a full rebuild computes.
     full = build_index([export], settings, embedder=embedder, progress=False, full=True)
     assert full.counts["embedded"] == 30
@@ -69,7 +81,7 @@ def test_too_many_rejects_publishes_nothing(tmp_path, embedder):
         f"2 of 12 rows rejected (16.7% > 1.0% allowed): {export}:11: json: invalid JSON: Expecting value at column 1; "
         f"{export}:12: title: missing or empty (article 'x'); all rejects in {rejects}"
     )
-    assert [json.loads(l)["field"] for l in rejects.read_text().splitlines()] == ["json", "title"]
+    assert [json.loads(line)["field"] for line in rejects.read_text().splitlines()] == ["json", "title"]
     assert IndexDirectory(settings.index_dir).current() is None
     # Within the allowed share the build publishes and reports the rejects.
     ok = build_index([export], settings.overridden(max_reject_share=0.2), embedder=embedder, progress=False)
@@ -89,10 +101,18 @@ def test_validation_failure_keeps_previous_version(tmp_path, embedder, monkeypat
 
 
 def test_recall_floor_refuses_a_poor_approximate_index(tmp_path, embedder, demo_records):
-    export = write_jsonl(tmp_path / "e.jsonl", demo_records + [dict(r, id=r["id"] + "-b", title=r["summary"]) for r in demo_records] + [dict(r, id=r["id"] + "-c", title=r["title"] + " (analysis)", body=r["summary"]) for r in demo_records])
+    export = write_jsonl(
+        tmp_path / "e.jsonl",
+        demo_records
+        + [dict(r, id=r["id"] + "-b", title=r["summary"]) for r in demo_records]
+        + [dict(r, id=r["id"] + "-c", title=r["title"] + " (analysis)", body=r["summary"]) for r in demo_records],
+    )
     # 420 articles in 10 IVF lists, probing only 1 and not allowed to widen: recall@10 is far from perfect.
     settings = Settings(index_dir=tmp_path / "idx", index_type="ivf", ivf_nprobe=1, recall_floor=0.99)
-    with pytest.raises(ValidationFailedError, match=r"ivf index recall@10 .* is below the floor 0.990 \(nprobe up to 1\); nothing published"):
+    with pytest.raises(
+        ValidationFailedError,
+        match=r"ivf index recall@10 .* is below the floor 0.990 \(nprobe up to 1\); nothing published",
+    ):
         build_index([export], settings.overridden(max_search_breadth=1), embedder=embedder, progress=False)
     assert IndexDirectory(settings.index_dir).current() is None
     # Allowed to widen, the build doubles nprobe until the floor is met and the index file keeps the value.
@@ -131,7 +151,9 @@ def test_live_changes_are_folded_into_the_next_build(tmp_path, embedder):
 
 
 def test_model_mismatch_is_refused(demo_index):
-    with pytest.raises(ManifestMismatchError, match="index was built with model 'all-MiniLM-L6-v2' but 'other-model' is configured"):
+    with pytest.raises(
+        ManifestMismatchError, match="index was built with model 'all-MiniLM-L6-v2' but 'other-model' is configured"
+    ):
         Recommender.open(demo_index, model="other-model")
 
 
@@ -150,12 +172,18 @@ def test_vectors_of_a_failed_or_killed_build_are_resumed_not_re_embedded(tmp_pat
     monkeypatch.setattr(embedder, "encode", dies_on_third_chunk)
     with pytest.raises(RuntimeError, match="killed"):
         build_index([export], settings, embedder=embedder, progress=False)
-    assert sorted(p.name for p in (settings.index_dir / "checkpoint").iterdir()) == ["key.json", "seg-000000.npz", "seg-000001.npz"]
+    assert sorted(p.name for p in (settings.index_dir / "checkpoint").iterdir()) == [
+        "key.json",
+        "seg-000000.npz",
+        "seg-000001.npz",
+    ]
     # The next night: the 16 finished vectors are taken from the checkpoint, only 14 are embedded.
     calls.clear()
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(len(texts)) or real_encode(texts, **kw))
     resumed = build_index([export], settings, embedder=embedder, progress=False)
-    assert resumed.published and resumed.counts["resumed"] == 16 and resumed.counts["embedded"] == 14 and sum(calls) == 14
+    assert (
+        resumed.published and resumed.counts["resumed"] == 16 and resumed.counts["embedded"] == 14 and sum(calls) == 14
+    )
     assert not (settings.index_dir / "checkpoint").exists()  # cleared once a version is published
     # Same vectors as a build that never failed.
     clean = build_index([export], Settings(index_dir=tmp_path / "clean"), embedder=embedder, progress=False)

@@ -60,11 +60,22 @@ def test_related_json_and_text(demo_index):
     assert len(floored["items"]) < 20 and floored["below_floor"] == 20 - len(floored["items"])
     short = _run("related", "demo-006", "--index-dir", demo_index, "-k", "20").output
     assert short.strip().endswith(f"({floored['below_floor']} more below the relevance floor)")
-    filled = json.loads(_run("related", "demo-006", "--index-dir", demo_index, "-k", "20", "--fill", "recent", "--json").output)
-    assert len(filled["items"]) == 20 and [i["fallback"] for i in filled["items"]].count(True) == 20 - len(floored["items"])
-    sport = _run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--min-relevance", "0", "--json")
+    filled = json.loads(
+        _run("related", "demo-006", "--index-dir", demo_index, "-k", "20", "--fill", "recent", "--json").output
+    )
+    assert len(filled["items"]) == 20 and [i["fallback"] for i in filled["items"]].count(True) == 20 - len(
+        floored["items"]
+    )
+    sport = _run(
+        "related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--min-relevance", "0", "--json"
+    )
     assert {i["section"] for i in json.loads(sport.output)["items"]} == {"sport"}
-    assert json.loads(_run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--json").output)["items"] == []
+    assert (
+        json.loads(_run("related", "demo-006", "--index-dir", demo_index, "--section", "sport", "--json").output)[
+            "items"
+        ]
+        == []
+    )
 
 
 def test_related_unknown_article(demo_index):
@@ -76,23 +87,79 @@ def test_related_unknown_article(demo_index):
 @pytest.mark.parametrize(
     "args, env, message",
     [
-        (["related", "demo-006", "-k", "0"], None, "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1"),
-        (["related", "demo-006", "--since", "soon"], None, "error: Invalid value for '--since': not an ISO-8601 date: 'soon'"),
-        (["related", "demo-006", "--until", "2024-13-01"], None, "error: Invalid value for '--until': not an ISO-8601 date: '2024-13-01'"),
-        (["related", "demo-006", "--window", "0"], None, "error: Invalid value for '--window': Input should be greater than 0"),
-        (["related", "demo-006", "--min-relevance", "1.5"], None, "error: Invalid value for '--min-relevance': Input should be less than or equal to 1"),
-        (["related", "demo-006", "--fill", "random"], None, "error: Invalid value for '--fill': Input should be 'none', 'section_recent' or 'recent'"),
-        (["calibrate", "--qrels", "q.tsv", "--label-field", "story_id"], None, "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE"),
-        (["calibrate", "--label-field", "story_id", "--method", "magic"], None, "error: --method must be isotonic or sigmoid, got 'magic'"),
-        (["related", "demo-006", "--window", "inf"], None, "error: Invalid value for '--window': Input should be a finite number"),
+        (
+            ["related", "demo-006", "-k", "0"],
+            None,
+            "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1",
+        ),
+        (
+            ["related", "demo-006", "--since", "soon"],
+            None,
+            "error: Invalid value for '--since': not an ISO-8601 date: 'soon'",
+        ),
+        (
+            ["related", "demo-006", "--until", "2024-13-01"],
+            None,
+            "error: Invalid value for '--until': not an ISO-8601 date: '2024-13-01'",
+        ),
+        (
+            ["related", "demo-006", "--window", "0"],
+            None,
+            "error: Invalid value for '--window': Input should be greater than 0",
+        ),
+        (
+            ["related", "demo-006", "--min-relevance", "1.5"],
+            None,
+            "error: Invalid value for '--min-relevance': Input should be less than or equal to 1",
+        ),
+        (
+            ["related", "demo-006", "--fill", "random"],
+            None,
+            "error: Invalid value for '--fill': Input should be 'none', 'section_recent' or 'recent'",
+        ),
+        (
+            ["calibrate", "--qrels", "q.tsv", "--label-field", "story_id"],
+            None,
+            "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE",
+        ),
+        (
+            ["calibrate", "--label-field", "story_id", "--method", "magic"],
+            None,
+            "error: --method must be isotonic or sigmoid, got 'magic'",
+        ),
+        (
+            ["related", "demo-006", "--window", "inf"],
+            None,
+            "error: Invalid value for '--window': Input should be a finite number",
+        ),
         (["related", "demo-006", "--bogus"], None, "error: No such option: --bogus"),
         (["related"], None, "error: Invalid value for 'ID' / '--url': give an article ID or --url URL (one of them)"),
-        (["related", "demo-006"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
-        (["related", "demo-006"], {"RECOMMENDER_EMBEDDING_BACKEND": "int4"}, "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of auto, float32, bf16, onnx, onnx-int8, openvino, openvino-bf16"),
-        (["related", "demo-006"], {"RECOMMENDER_RANKING__DIVERSITY": "2"}, "error: RECOMMENDER_RANKING: diversity: Input should be less than or equal to 1"),
-        (["related", "demo-006"], {"RECOMMENDER_RANKING__BOGUS": "1"}, "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, feedback_confidence, feedback_min_related, fill, freshness_half_life_days, fusion, min_relevance, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days"),
+        (
+            ["related", "demo-006"],
+            {"RECOMMENDER_PORT": "abc"},
+            "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            ["related", "demo-006"],
+            {"RECOMMENDER_EMBEDDING_BACKEND": "int4"},
+            "error: RECOMMENDER_EMBEDDING_BACKEND='int4': must be one of auto, float32, bf16, onnx, onnx-int8, openvino, openvino-bf16",
+        ),
+        (
+            ["related", "demo-006"],
+            {"RECOMMENDER_RANKING__DIVERSITY": "2"},
+            "error: RECOMMENDER_RANKING: diversity: Input should be less than or equal to 1",
+        ),
+        (
+            ["related", "demo-006"],
+            {"RECOMMENDER_RANKING__BOGUS": "1"},
+            "error: RECOMMENDER_RANKING: unknown ranking option(s): bogus; allowed: candidates, diversity, feedback_confidence, feedback_min_related, fill, freshness_half_life_days, fusion, min_relevance, name, near_duplicate_threshold, prf_docs, prf_weight, rrf_k, same_section_boost, semantic_weight, window_days",
+        ),
         (["serve", "--port", "99999"], None, "error: --port=99999: Input should be less than or equal to 65535"),
-        (["build", "x.jsonl", "--max-drop", "-1"], None, "error: Invalid value for '--max-drop': Input should be greater than or equal to 0"),
+        (
+            ["build", "x.jsonl", "--max-drop", "-1"],
+            None,
+            "error: Invalid value for '--max-drop': Input should be greater than or equal to 0",
+        ),
         (["evaluate", "--qrels", "q.tsv"], None, "error: Missing option '--report'."),
         (["nosuch"], None, "error: No such command 'nosuch'."),
     ],
@@ -143,7 +210,17 @@ def _related_json(*args):
 def test_related_exclude(demo_index):
     top = [i["id"] for i in _related_json("demo-006", "--index-dir", demo_index, "-k", "4", "--min-relevance", "0")]
     items = _related_json(
-        "demo-006", "--index-dir", demo_index, "-k", "4", "--min-relevance", "0", "--exclude", f"{top[0]}, {top[1]},", "--exclude", top[2]
+        "demo-006",
+        "--index-dir",
+        demo_index,
+        "-k",
+        "4",
+        "--min-relevance",
+        "0",
+        "--exclude",
+        f"{top[0]}, {top[1]},",
+        "--exclude",
+        top[2],
     )
     ids = [i["id"] for i in items]
     assert len(ids) == 4 and not set(ids) & set(top[:3])
@@ -169,18 +246,40 @@ def test_related_language(tmp_path, embedder):
 
     angles = [
         ("Ceasefire talks open in Lisgard", "Delegations arrived in Lisgard for the first round of ceasefire talks."),
-        ("Ceasefire envoys trade proposals", "Envoys exchanged written proposals on prisoner swaps and a ceasefire line."),
+        (
+            "Ceasefire envoys trade proposals",
+            "Envoys exchanged written proposals on prisoner swaps and a ceasefire line.",
+        ),
         ("Ceasefire deal signed after talks", "After three days of talks the two sides signed a ceasefire in Lisgard."),
     ]
     rows = [
-        {"id": f"{lang}-{i}", "language": lang, "title": f"{title} ({lang})", "body": f"{body} Reporters from the {lang} desk followed day {i}."}
-        for lang in ("en", "de") for i, (title, body) in enumerate(angles)
+        {
+            "id": f"{lang}-{i}",
+            "language": lang,
+            "title": f"{title} ({lang})",
+            "body": f"{body} Reporters from the {lang} desk followed day {i}.",
+        }
+        for lang in ("en", "de")
+        for i, (title, body) in enumerate(angles)
     ]
-    build_index([write_jsonl(tmp_path / "e.jsonl", rows)], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
-    both = {i["id"][:2] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "-k", "5", "--min-relevance", "0")}
+    build_index(
+        [write_jsonl(tmp_path / "e.jsonl", rows)],
+        Settings(index_dir=tmp_path / "idx"),
+        embedder=embedder,
+        progress=False,
+    )
+    both = {
+        i["id"][:2] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "-k", "5", "--min-relevance", "0")
+    }
     assert both == {"en", "de"}
-    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "DE", "--min-relevance", "0")} == {"de-0", "de-1", "de-2"}
-    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "en")} == {"en-1", "en-2"}
+    assert {
+        i["id"]
+        for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "DE", "--min-relevance", "0")
+    } == {"de-0", "de-1", "de-2"}
+    assert {i["id"] for i in _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "en")} == {
+        "en-1",
+        "en-2",
+    }
     assert _related_json("en-0", "--index-dir", tmp_path / "idx", "--language", "fr") == []
 
 
@@ -194,7 +293,11 @@ def test_build_errors_are_one_line(tmp_path):
     cases = [
         (tmp_path / "missing.jsonl", 2, "error: {p}: no such file or folder"),
         (tmp_path / "empty.jsonl", 2, "error: {p}: empty file (no articles)"),
-        (tmp_path / "data.xml", 2, "error: {p}: unknown format '.xml'; expected one of .jsonl, .ndjson, .json, .csv, .parquet, .pq"),
+        (
+            tmp_path / "data.xml",
+            2,
+            "error: {p}: unknown format '.xml'; expected one of .jsonl, .ndjson, .json, .csv, .parquet, .pq",
+        ),
     ]
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "data.xml").write_text("<x/>")
@@ -215,7 +318,10 @@ def test_build_errors_are_one_line(tmp_path):
 
 
 def test_build_and_index_commands(tmp_path, embedder, monkeypatch):
-    export = write_jsonl(tmp_path / "e.jsonl", [{"id": f"a{i}", "title": f"Title {i} about topic {i % 3}", "body": "Text " * 20} for i in range(8)])
+    export = write_jsonl(
+        tmp_path / "e.jsonl",
+        [{"id": f"a{i}", "title": f"Title {i} about topic {i % 3}", "body": "Text " * 20} for i in range(8)],
+    )
     idx = tmp_path / "idx"
     first = _run("build", export, "--index-dir", idx, "--json")
     assert first.exit_code == 0, first.output
@@ -240,7 +346,10 @@ def test_env_settings_and_python_dash_m(tmp_path):
     env_dir = tmp_path / "from-env"
     result = subprocess.run(
         [sys.executable, "-m", "recommender", "index", "list"],
-        capture_output=True, text=True, env={"RECOMMENDER_INDEX_DIR": str(env_dir), "PATH": "/usr/bin:/bin"}, cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"RECOMMENDER_INDEX_DIR": str(env_dir), "PATH": "/usr/bin:/bin"},
+        cwd=REPO,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: no versions in {env_dir}; run `recommender build` first"
@@ -249,12 +358,24 @@ def test_env_settings_and_python_dash_m(tmp_path):
 def test_python_dash_m_usage_error_is_one_line(tmp_path):
     """The console entry point (not only CliRunner) prints one line for a bad option value and a bad env var."""
     for args, env, message in (
-        (["related", "x", "-k", "0"], {}, "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1"),
-        (["related", "x"], {"RECOMMENDER_PORT": "abc"}, "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer"),
+        (
+            ["related", "x", "-k", "0"],
+            {},
+            "error: Invalid value for '-k' / '--k': Input should be greater than or equal to 1",
+        ),
+        (
+            ["related", "x"],
+            {"RECOMMENDER_PORT": "abc"},
+            "error: RECOMMENDER_PORT='abc': Input should be a valid integer, unable to parse string as an integer",
+        ),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "recommender", *args, "--index-dir", str(tmp_path)],
-            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO, check=False,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", **env},
+            cwd=REPO,
+            check=False,
         )
         assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")
 
@@ -309,8 +430,14 @@ def test_demo_says_where_its_index_is_and_what_to_try_and_each_command_works(tmp
     result = _run("demo", "--no-serve", "--index-dir", folder)
     assert result.exit_code == 0, result.output
     assert f"The demo index is in {folder}. Try:" in result.output
-    commands = [line.strip() for line in result.output.splitlines() if line.strip().startswith(("recommender ", "curl "))]
-    assert [c.split()[0] + " " + c.split()[1] for c in commands] == ["recommender related", "recommender evaluate", "curl '"[:-1] + commands[2].split()[1]]
+    commands = [
+        line.strip() for line in result.output.splitlines() if line.strip().startswith(("recommender ", "curl "))
+    ]
+    assert [c.split()[0] + " " + c.split()[1] for c in commands] == [
+        "recommender related",
+        "recommender evaluate",
+        "curl '"[:-1] + commands[2].split()[1],
+    ]
     related = _run(*commands[0].split()[1:])
     assert related.exit_code == 0 and related.output.startswith("Related to demo-006: ")
     evaluate_args = [a.replace("./demo-report", str(tmp_path / "demo-report")) for a in commands[1].split()[1:]]
@@ -326,7 +453,11 @@ def test_index_info_says_the_published_version_is_published(demo_index):
 
 
 def test_warnings_are_one_line_like_errors(tmp_path, embedder):
-    export = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "title": "First"}, {"id": "a", "title": "Again"}] + [{"id": f"n{i}", "title": f"Story {i}"} for i in range(150)])
+    export = write_jsonl(
+        tmp_path / "e.jsonl",
+        [{"id": "a", "title": "First"}, {"id": "a", "title": "Again"}]
+        + [{"id": f"n{i}", "title": f"Story {i}"} for i in range(150)],
+    )
     result = _run("build", export, "--index-dir", tmp_path / "idx")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.strip()]

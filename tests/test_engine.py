@@ -56,7 +56,19 @@ def test_reasons_are_machine_readable(demo_recommender):
     assert kinds[0] == "shared_terms" and item.reasons[0]["terms"]
     assert "similar_meaning" in kinds and "same_section" in kinds
     d = item.to_dict()
-    assert set(d) == {"id", "title", "url", "published_at", "section", "image_url", "image_alt", "score", "relevance", "fallback", "reasons"}
+    assert set(d) == {
+        "id",
+        "title",
+        "url",
+        "published_at",
+        "section",
+        "image_url",
+        "image_alt",
+        "score",
+        "relevance",
+        "fallback",
+        "reasons",
+    }
 
 
 def _expected(records, source_id, keep, k):
@@ -87,7 +99,9 @@ def test_filters_each(filtered_recommender, demo_records):
         assert all(keep(by_id[i.article.id]) for i in items) and "demo-006" not in _ids(items)
 
     check(rec.related("demo-006", 6, filters=Filters(sections=("sport",))), lambda r: r["section"] == "sport", 6)
-    check(rec.related("demo-006", 6, filters=Filters(exclude_sections=("World",))), lambda r: r["section"] != "world", 6)
+    check(
+        rec.related("demo-006", 6, filters=Filters(exclude_sections=("World",))), lambda r: r["section"] != "world", 6
+    )
     tagged = rec.related("demo-006", 6, filters=Filters(tags=("ceasefire",)))
     check(tagged, lambda r: "ceasefire" in r["tags"], 6)
     assert len(tagged) == 4  # 6 tagged articles, minus the source and its re-published copy
@@ -105,7 +119,9 @@ def test_filters_each(filtered_recommender, demo_records):
 
 
 def test_language_filter_with_a_second_language(demo_index, embedder):
-    rec = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0))  # mechanics: no floor
+    rec = Recommender.open(
+        demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0)
+    )  # mechanics: no floor
     for i, title in enumerate(["Sommet de Lisgard : pas de cessez-le-feu", "Les pourparlers de Lisgard reprendront"]):
         rec.upsert(parse_article({"id": f"fr-{i}", "title": title, "body": "Les dirigeants ont quitté Lisgard sans accord.",
                                   "language": "fr", "section": "world"}))  # fmt: skip
@@ -151,17 +167,28 @@ def test_unknown_article_and_bad_overrides(demo_recommender):
 
 
 def test_draft_text(demo_recommender):
-    draft = parse_article({"id": "draft", "title": "Ceasefire talks in Lisgard collapse again",
-                           "body": "Negotiators for Talveria and Orenland left Lisgard without a deal over the Dessk corridor."})
+    draft = parse_article(
+        {
+            "id": "draft",
+            "title": "Ceasefire talks in Lisgard collapse again",
+            "body": "Negotiators for Talveria and Orenland left Lisgard without a deal over the Dessk corridor.",
+        }
+    )
     items = demo_recommender.related_to_article(draft, 5)
     assert len(items) == 5 and items[0].article.extra["story_id"] == "ceasefire-summit"
 
 
 def test_live_upsert_and_delete(demo_index, embedder):
     rec = Recommender.open(demo_index, embedder=embedder)
-    new = parse_article({"id": "live/1 x", "title": "Lisgard ceasefire summit to resume next week",
-                         "body": "Mediators said Talveria and Orenland will return to Lisgard to discuss the Dessk corridor.",
-                         "section": "world", "published_at": "2026-08-20T10:00:00Z"})
+    new = parse_article(
+        {
+            "id": "live/1 x",
+            "title": "Lisgard ceasefire summit to resume next week",
+            "body": "Mediators said Talveria and Orenland will return to Lisgard to discuss the Dessk corridor.",
+            "section": "world",
+            "published_at": "2026-08-20T10:00:00Z",
+        }
+    )
     assert rec.upsert(new) is True
     assert "live/1 x" in rec
     own = rec.related("live/1 x", 5)

@@ -22,12 +22,29 @@ runner = CliRunner()
 
 def test_evaluate_on_an_index_with_label_field(demo_index, tmp_path):
     report = tmp_path / "report"
-    result = runner.invoke(app, ["evaluate", "--index-dir", str(demo_index), "--label-field", "story_id", "--report", str(report), "--k", "5", "--k", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--index-dir",
+            str(demo_index),
+            "--label-field",
+            "story_id",
+            "--report",
+            str(report),
+            "--k",
+            "5",
+            "--k",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     results = json.loads((report / "results.json").read_text())
     assert list(results) == ["default", "tfidf", "embedding", "recent", "recent-same-section", "random"]
     # the default box stops at the relevance floor (nDCG@10 counts its empty slots): 0.892 when written
-    assert results["default"]["ndcg@10"] > 0.85 > results["recent-same-section"]["ndcg@10"] > results["random"]["ndcg@10"]
+    assert (
+        results["default"]["ndcg@10"] > 0.85 > results["recent-same-section"]["ndcg@10"] > results["random"]["ndcg@10"]
+    )
     assert results["default"]["self_recommendation_rate@10"] == 0.0
     assert results["default"]["near_duplicate_rate@10"] == 0.0
     for name in ("report.html", "report.md", "per_query.csv", "comparisons.json", "curves.png"):
@@ -40,7 +57,22 @@ def test_evaluate_with_qrels_and_config_file(demo_index, tmp_path):
     qrels = save_qrels(qrels_from_labels(articles, "story_id"), tmp_path / "qrels.tsv")
     cfg = tmp_path / "lexical-only.json"
     cfg.write_text(json.dumps({"semantic_weight": 0.0}))
-    result = runner.invoke(app, ["evaluate", "--index-dir", str(demo_index), "--qrels", str(qrels), "--report", str(tmp_path / "r"), "--systems", "default,tfidf", "--config", str(cfg)])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--index-dir",
+            str(demo_index),
+            "--qrels",
+            str(qrels),
+            "--report",
+            str(tmp_path / "r"),
+            "--systems",
+            "default,tfidf",
+            "--config",
+            str(cfg),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert list(json.loads((tmp_path / "r" / "results.json").read_text())) == ["default", "tfidf", "lexical-only"]
 
@@ -48,8 +80,14 @@ def test_evaluate_with_qrels_and_config_file(demo_index, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--report", "r"], "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE (or --events DIR)"),
-        (["--report", "r", "--label-field", "story_id"], "error: give --articles FILE (indexed into a cache) or --index-dir DIR"),
+        (
+            ["--report", "r"],
+            "error: give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE (or --events DIR)",
+        ),
+        (
+            ["--report", "r", "--label-field", "story_id"],
+            "error: give --articles FILE (indexed into a cache) or --index-dir DIR",
+        ),
     ],
 )
 def test_evaluate_usage_errors(args, message):
@@ -58,9 +96,25 @@ def test_evaluate_usage_errors(args, message):
 
 
 def test_evaluate_unknown_system(demo_index, tmp_path):
-    result = runner.invoke(app, ["evaluate", "--index-dir", str(demo_index), "--label-field", "story_id", "--report", str(tmp_path), "--systems", "default,bm42"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--index-dir",
+            str(demo_index),
+            "--label-field",
+            "story_id",
+            "--report",
+            str(tmp_path),
+            "--systems",
+            "default,bm42",
+        ],
+    )
     assert result.exit_code == 2
-    assert result.output.strip() == "error: unknown system(s) bm42; allowed: default, tfidf, embedding, recent, recent-same-section, random (or a --config file)"
+    assert (
+        result.output.strip()
+        == "error: unknown system(s) bm42; allowed: default, tfidf, embedding, recent, recent-same-section, random (or a --config file)"
+    )
 
 
 def test_gate_passes_an_equal_build_and_refuses_a_worse_one(demo_index, demo_records, tmp_path, embedder):
@@ -72,9 +126,15 @@ def test_gate_passes_an_equal_build_and_refuses_a_worse_one(demo_index, demo_rec
     ok = build_index([DEMO_CORPUS], settings, embedder=embedder, progress=False, gate=make_gate(qrels, max_drop=0.01))
     assert ok.published and ok.gate["passed"] and ok.gate["new"] == pytest.approx(ok.gate["previous"])
     # A broken export: every body replaced by boilerplate, so stories can no longer be told apart.
-    broken = [dict(r, title=f"Update {i}", summary="", body="Read more news on our site. Subscribe today.") for i, r in enumerate(demo_records)]
+    broken = [
+        dict(r, title=f"Update {i}", summary="", body="Read more news on our site. Subscribe today.")
+        for i, r in enumerate(demo_records)
+    ]
     export = write_jsonl(tmp_path / "broken.jsonl", broken)
-    with pytest.raises(ValidationFailedError, match=r"quality gate: ndcg@10 0\.\d+ is 0\.\d+ below the published version's 0\.\d+ \(allowed drop 0.01\); nothing published"):
+    with pytest.raises(
+        ValidationFailedError,
+        match=r"quality gate: ndcg@10 0\.\d+ is 0\.\d+ below the published version's 0\.\d+ \(allowed drop 0.01\); nothing published",
+    ):
         build_index([export], settings, embedder=embedder, progress=False, gate=make_gate(qrels, max_drop=0.01))
     d = IndexDirectory(index_dir)
     assert d.current() == ok.version
@@ -102,7 +162,10 @@ def story_sessions(records, path, *, extra=()):
     sessions = []
     for story, members in sorted(stories.items()):
         ids = [m["id"] for m in members]
-        sessions += [{"session_id": f"{story}-fwd", "article_ids": ids}, {"session_id": f"{story}-back", "article_ids": ids[::-1]}]
+        sessions += [
+            {"session_id": f"{story}-fwd", "article_ids": ids},
+            {"session_id": f"{story}-back", "article_ids": ids[::-1]},
+        ]
     return write_jsonl(path, [*sessions, *extra])
 
 
@@ -112,12 +175,32 @@ def _stderr_lines(result):
 
 def test_evaluate_counts_unknown_ids_in_meta_and_reports(demo_index, tmp_path):
     qrels = tmp_path / "qrels.tsv"
-    qrels.write_text("query_id\tdoc_id\tgrade\ndemo-001\tdemo-002\t1\ndemo-003\tdemo-004\t2\nghost-q\tdemo-002\t1\ndemo-003\tghost-d\t1\n")
+    qrels.write_text(
+        "query_id\tdoc_id\tgrade\ndemo-001\tdemo-002\t1\ndemo-003\tdemo-004\t2\nghost-q\tdemo-002\t1\ndemo-003\tghost-d\t1\n"
+    )
     report = tmp_path / "r"
-    result = runner.invoke(app, ["evaluate", "--index-dir", str(demo_index), "--qrels", str(qrels), "--report", str(report), "--systems", "default,tfidf"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--index-dir",
+            str(demo_index),
+            "--qrels",
+            str(qrels),
+            "--report",
+            str(report),
+            "--systems",
+            "default,tfidf",
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((report / "meta.json").read_text())
-    assert meta["unknown_ids"] == {"unknown_query_ids": 1, "unknown_doc_ids": 1, "pairs_with_unknown_doc": 1, "examples": ["ghost-d", "ghost-q"]}
+    assert meta["unknown_ids"] == {
+        "unknown_query_ids": 1,
+        "unknown_doc_ids": 1,
+        "pairs_with_unknown_doc": 1,
+        "examples": ["ghost-d", "ghost-q"],
+    }
     assert meta["queries"] == 2  # ghost-q cannot be asked
     assert meta["ground_truth"] == {"kind": "qrels", "source": str(qrels)}
     line = "ground-truth ids not in the corpus: 1 query id (not evaluated), 1 doc id (1 judged pair with a missing doc), e.g. ghost-d, ghost-q"
@@ -130,19 +213,40 @@ def test_evaluate_with_sessions(demo_index, demo_records, tmp_path):
     gone = {"session_id": "stale", "article_ids": ["gone-1", "demo-001", "gone-2", "gone-1"]}
     sessions = story_sessions(demo_records, tmp_path / "sessions.jsonl", extra=[gone])
     report = tmp_path / "r"
-    result = runner.invoke(app, ["evaluate", "--index-dir", str(demo_index), "--sessions", str(sessions), "--report", str(report), "--systems", "recent,default,tfidf"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--index-dir",
+            str(demo_index),
+            "--sessions",
+            str(sessions),
+            "--report",
+            str(report),
+            "--systems",
+            "recent,default,tfidf",
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((report / "meta.json").read_text())
     stories = len({r["story_id"] for r in demo_records})
     assert meta["ground_truth"] == {"kind": "sessions", "source": str(sessions)}
     assert meta["sessions"] == {
-        "lines": 2 * stories + 1, "sessions": 2 * stories + 1, "reads": 2 * len(demo_records) + 4, "repeated_reads": 0,
-        "unknown_reads": 3, "unknown_ids": 2, "queries": len(demo_records), "pairs": meta["sessions"]["pairs"],
+        "lines": 2 * stories + 1,
+        "sessions": 2 * stories + 1,
+        "reads": 2 * len(demo_records) + 4,
+        "repeated_reads": 0,
+        "unknown_reads": 3,
+        "unknown_ids": 2,
+        "queries": len(demo_records),
+        "pairs": meta["sessions"]["pairs"],
         "unknown_id_examples": ["gone-1", "gone-2"],
     }
     from recommender.evaluation.formatting import sessions_line
 
-    assert sessions_line(meta["sessions"]).startswith(f"sessions: {2 * stories + 1} sessions on {2 * stories + 1} lines, ")
+    assert sessions_line(meta["sessions"]).startswith(
+        f"sessions: {2 * stories + 1} sessions on {2 * stories + 1} lines, "
+    )
     assert sessions_line(meta["sessions"]) in _stderr_lines(result)
     assert sessions_line(meta["sessions"]) in (report / "report.md").read_text()
     results = json.loads((report / "results.json").read_text())
@@ -157,7 +261,19 @@ def test_evaluate_indexes_articles_into_a_cache_without_index_dir(tmp_path, demo
     export = write_jsonl(tmp_path / "articles.jsonl", [r for r in demo_records if r["story_id"] in stories])
     qrels = save_qrels(qrels_from_labels(load_articles([export]).articles, "story_id"), tmp_path / "qrels.tsv")
     report = tmp_path / "r"
-    args = ["evaluate", "--articles", str(export), "--qrels", str(qrels), "--report", str(report), "--systems", "default,tfidf", "--k", "10"]
+    args = [
+        "evaluate",
+        "--articles",
+        str(export),
+        "--qrels",
+        str(qrels),
+        "--report",
+        str(report),
+        "--systems",
+        "default,tfidf",
+        "--k",
+        "10",
+    ]
     result = runner.invoke(app, args, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.exit_code == 0, result.output
     cached = list((tmp_path / "cache" / "related-articles" / "eval").iterdir())
@@ -166,9 +282,13 @@ def test_evaluate_indexes_articles_into_a_cache_without_index_dir(tmp_path, demo
     results = json.loads((report / "results.json").read_text())
     assert results["default"]["ndcg@10"] > 0.85 and results["tfidf"]["ndcg@10"] > 0.5
     # The terminal shows whether a difference is real, not only the means: the numbers of comparisons.json.
-    comparison = next(c for c in json.loads((report / "comparisons.json").read_text())["comparisons"] if c["metric"] == "ndcg@10")
+    comparison = next(
+        c for c in json.loads((report / "comparisons.json").read_text())["comparisons"] if c["metric"] == "ndcg@10"
+    )
     lines = result.stdout.splitlines()
-    title = lines.index(f"ndcg@10 against default (mean {results['default']['ndcg@10']:.4f}), paired over {comparison['n']} queries")
+    title = lines.index(
+        f"ndcg@10 against default (mean {results['default']['ndcg@10']:.4f}), paired over {comparison['n']} queries"
+    )
     assert lines[title + 1].split() == ["system", "mean", "difference", "t-test", "p", "Wilcoxon", "p"]
     row = lines[title + 3].split()
     assert row[:3] == ["tfidf", f"{comparison['system_mean']:.4f}", f"{comparison['mean_difference']:+.4f}"]
@@ -178,7 +298,9 @@ def test_evaluate_indexes_articles_into_a_cache_without_index_dir(tmp_path, demo
 
 def test_evaluate_missing_articles_file(tmp_path):
     missing = tmp_path / "nope.jsonl"
-    result = runner.invoke(app, ["evaluate", "--articles", str(missing), "--label-field", "story_id", "--report", str(tmp_path / "r")])
+    result = runner.invoke(
+        app, ["evaluate", "--articles", str(missing), "--label-field", "story_id", "--report", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {missing}: no such file or folder"
 
@@ -214,10 +336,15 @@ def test_build_gate_from_the_cli_with_sessions(demo_index, demo_records, tmp_pat
     assert equal.exit_code == 0, equal.output
     passed = json.loads(equal.stdout)
     assert passed["gate"]["passed"] and passed["gate"]["ground_truth_kind"] == "sessions"
-    assert passed["gate"]["new"] == pytest.approx(passed["gate"]["previous"]) and passed["gate"]["queries"] == len(demo_records)
+    assert passed["gate"]["new"] == pytest.approx(passed["gate"]["previous"]) and passed["gate"]["queries"] == len(
+        demo_records
+    )
     published = IndexDirectory(index_dir).current()
 
-    broken = [dict(r, title=f"Update {i}", summary="", body="Read more news on our site. Subscribe today.") for i, r in enumerate(demo_records)]
+    broken = [
+        dict(r, title=f"Update {i}", summary="", body="Read more news on our site. Subscribe today.")
+        for i, r in enumerate(demo_records)
+    ]
     worse = runner.invoke(app, ["build", str(write_jsonl(tmp_path / "broken.jsonl", broken)), *gate_args])
     assert worse.exit_code == 4
     lines = [line for line in worse.output.splitlines() if line.strip()]

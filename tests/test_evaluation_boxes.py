@@ -65,7 +65,9 @@ def _article(i: str, story: object) -> Article:
 
 
 def test_sparse_stories_keeps_one_to_three_per_story_reproducibly() -> None:
-    articles = [_article(f"s{s}-{n}", f"story-{s}") for s in range(30) for n in range(8)] + [_article("unlabelled", None)]
+    articles = [_article(f"s{s}-{n}", f"story-{s}") for s in range(30) for n in range(8)] + [
+        _article("unlabelled", None)
+    ]
     kept = sparse_stories(articles, "story_id", seed=13)
     assert sparse_stories(articles, "story_id", seed=13) == kept  # the seed fixes it
     assert sparse_stories(articles, "story_id", seed=14) != kept

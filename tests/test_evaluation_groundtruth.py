@@ -340,5 +340,7 @@ def test_trec_qrels_are_read_with_ir_measures(tmp_path):
     assert load_qrels(tsv) == load_qrels(trec)
     broken = tmp_path / "broken.trec"
     broken.write_text("q1 0 d1 2\nq1 0 d2\n", encoding="utf-8")
-    with pytest.raises(GroundTruthError, match=r"broken.trec:2: not a TREC qrels line \(query iteration doc grade\): 'q1 0 d2'"):
+    with pytest.raises(
+        GroundTruthError, match=r"broken.trec:2: not a TREC qrels line \(query iteration doc grade\): 'q1 0 d2'"
+    ):
         load_qrels(broken)

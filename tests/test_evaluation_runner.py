@@ -335,11 +335,20 @@ def test_evaluate_counts_unknown_ids_of_queries_left_out_and_keeps_caller_meta()
     system = FunctionSystem("a", lambda q, k: ["rates2", "storm2"])
     # The caller asks only the queries the index holds; the ghost query must still be reported, not hidden.
     result = evaluate(
-        [system], qrels, articles=articles, queries=["rates1", "storm1"], progress=False,
+        [system],
+        qrels,
+        articles=articles,
+        queries=["rates1", "storm1"],
+        progress=False,
         meta={"ground_truth": {"kind": "qrels", "source": "q.tsv"}},
     )
     assert result.queries == ["rates1", "storm1"]
-    assert result.meta["unknown_ids"] == {"unknown_query_ids": 1, "unknown_doc_ids": 1, "pairs_with_unknown_doc": 1, "examples": ["ghost", "nowhere"]}
+    assert result.meta["unknown_ids"] == {
+        "unknown_query_ids": 1,
+        "unknown_doc_ids": 1,
+        "pairs_with_unknown_doc": 1,
+        "examples": ["ghost", "nowhere"],
+    }
     assert result.meta["ground_truth"] == {"kind": "qrels", "source": "q.tsv"}
     from recommender.evaluation.runner import _OWN_META_KEYS
 

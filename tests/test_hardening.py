@@ -37,7 +37,9 @@ def _live(index_dir: Path, embedder) -> LiveIndex:
 
 
 def _article(article_id: str, title: str = "Tessera probe sends first images from comet Okafor-Lind orbit") -> Article:
-    return parse_article({"id": article_id, "title": title, "body": "The Tessera spacecraft sent images.", "section": "science"})
+    return parse_article(
+        {"id": article_id, "title": title, "body": "The Tessera spacecraft sent images.", "section": "science"}
+    )
 
 
 class _NoModel:
@@ -57,7 +59,10 @@ def test_a_restart_replays_the_log_without_calling_the_model(index_dir: Path, em
     for n in range(5):
         live.upsert(_article(f"live/{n}", title=f"Tessera probe report number {n} from comet orbit"))
     live.delete("live/0")
-    before = {i: live.snapshot.recommender.catalog.vectors([live.snapshot.recommender.catalog.position(i)])[0] for i in ("live/1", "live/4")}
+    before = {
+        i: live.snapshot.recommender.catalog.vectors([live.snapshot.recommender.catalog.position(i)])[0]
+        for i in ("live/1", "live/4")
+    }
     restarted = LiveIndex(Settings(index_dir=index_dir, poll_interval=0), embedder=_NoModel(embedder))
     restarted.load()
     rec = restarted.snapshot.recommender
@@ -69,7 +74,12 @@ def test_a_restart_replays_the_log_without_calling_the_model(index_dir: Path, em
 
 def test_log_entries_of_another_embedding_are_embedded_again(index_dir: Path, embedder, monkeypatch) -> None:
     log = ChangeLog(index_dir)
-    log.append_upsert(_article("old/1"), vector=np.ones(embedder.dimension, np.float32), signature=np.ones(64, np.uint32), embedding="another-model")
+    log.append_upsert(
+        _article("old/1"),
+        vector=np.ones(embedder.dimension, np.float32),
+        signature=np.ones(64, np.uint32),
+        embedding="another-model",
+    )
     log.append_upsert(_article("old/2"))  # written by a release that kept no vectors
     calls: list[int] = []
     real = embedder.encode
@@ -105,7 +115,10 @@ def test_damage_the_digests_cannot_see_is_caught_on_the_request_path(index_dir: 
     np.save(version / "vectors.npy", np.random.default_rng(0).normal(size=vectors.shape).astype(np.float32) * 5)
     result = _cli_related(index_dir, ("RECOMMENDER_VERIFY_DIGESTS", "0"))
     assert result.returncode == 2 and result.stdout == ""
-    assert re.fullmatch(r"error: .*: vectors give a cosine of [\d.e+-]+, outside \[-1, 1\]; the version's files are damaged: roll back or rebuild\n", result.stderr)
+    assert re.fullmatch(
+        r"error: .*: vectors give a cosine of [\d.e+-]+, outside \[-1, 1\]; the version's files are damaged: roll back or rebuild\n",
+        result.stderr,
+    )
     np.save(version / "vectors.npy", vectors)
     neighbors = np.load(version / "neighbors_semantic.npy")
     neighbors[:] = 10_000_000
@@ -137,16 +150,32 @@ def client(index_dir: Path, embedder):
 
 
 def test_only_http_urls_are_accepted(client: TestClient) -> None:
-    for url in ("javascript:alert(document.cookie)", "JAVASCRIPT:alert(1)", "data:text/html,<script>x</script>", "vbscript:x", "//evil.test/a"):
+    for url in (
+        "javascript:alert(document.cookie)",
+        "JAVASCRIPT:alert(1)",
+        "data:text/html,<script>x</script>",
+        "vbscript:x",
+        "//evil.test/a",
+    ):
         r = client.put("/v1/articles/bad-url", json={"title": "x", "url": url}, headers=admin_headers())
         assert r.status_code == 422 and r.json()["error"]["fields"] == ["body.url"], (url, r.text)
-    assert client.put("/v1/articles/good-url", json={"title": "x", "url": "https://news.test/a"}, headers=admin_headers()).status_code == 201
+    assert (
+        client.put(
+            "/v1/articles/good-url", json={"title": "x", "url": "https://news.test/a"}, headers=admin_headers()
+        ).status_code
+        == 201
+    )
 
 
 def test_a_stored_unsafe_url_is_never_served(index_dir: Path, embedder) -> None:
     live = _live(index_dir, embedder)
     rec = live.snapshot.recommender
-    old = Article(id="legacy", title="Tessera probe sends first images from comet Okafor-Lind", body="Images.", url="javascript:alert(1)")
+    old = Article(
+        id="legacy",
+        title="Tessera probe sends first images from comet Okafor-Lind",
+        body="Images.",
+        url="javascript:alert(1)",
+    )
     with live.snapshot.lock.write():  # as a version built by an older release would hold it
         rec.add_prepared([old], *rec.prepare([old]))
     assert live.article("legacy")[0].url == "javascript:alert(1)"  # stored as the old release left it
@@ -178,15 +207,23 @@ def test_security_headers(client: TestClient) -> None:
     ],
 )
 def test_lone_surrogates_on_put_are_a_422(client: TestClient, body: bytes, field: str) -> None:
-    r = client.put("/v1/articles/surrogate", content=body, headers={**admin_headers(), "content-type": "application/json"})
+    r = client.put(
+        "/v1/articles/surrogate", content=body, headers={**admin_headers(), "content-type": "application/json"}
+    )
     assert r.status_code == 422, r.text
-    assert r.json()["error"] == {"code": "invalid_request", "message": f"{field}: contains a lone surrogate (not valid Unicode)", "fields": [field]}
+    assert r.json()["error"] == {
+        "code": "invalid_request",
+        "message": f"{field}: contains a lone surrogate (not valid Unicode)",
+        "fields": [field],
+    }
     assert client.get("/v1/articles/surrogate").status_code == 404
 
 
 def test_a_lone_surrogate_in_a_declared_string_field_is_refused_by_its_type(client: TestClient) -> None:
     body = b'{"title": "x\\udfff"}'
-    r = client.put("/v1/articles/surrogate", content=body, headers={**admin_headers(), "content-type": "application/json"})
+    r = client.put(
+        "/v1/articles/surrogate", content=body, headers={**admin_headers(), "content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["error"]["fields"] == ["body.title"]
 
 
@@ -207,9 +244,14 @@ def test_damage_to_the_log_is_reported_and_kept_aside(index_dir: Path, embedder)
         assert "unfinished last entry" in info["wal_damage"][1]["reason"]
         assert "recommender_wal_errors 2.0" in c.get("/metrics").text
         kept = sorted((index_dir / "live" / "damaged").iterdir())
-        assert [p.read_bytes() for p in kept] == [b'{"seq": 2, "op": "upsert", "id": "x", "article": {"id": "x"}}\n', b'{"seq": 3, "op": "ups']
+        assert [p.read_bytes() for p in kept] == [
+            b'{"seq": 2, "op": "upsert", "id": "x", "article": {"id": "x"}}\n',
+            b'{"seq": 3, "op": "ups',
+        ]
         # The next write cuts the torn tail (already kept aside) and lands whole.
-        assert c.put("/v1/articles/after", json={"title": "After the damage"}, headers=admin_headers()).status_code == 201
+        assert (
+            c.put("/v1/articles/after", json={"title": "After the damage"}, headers=admin_headers()).status_code == 201
+        )
         assert c.get("/v1/index").json()["wal_errors"] == 2
     assert [e.article_id for e in ChangeLog(index_dir).entries()] == ["fine/1", "after"]
 
@@ -229,12 +271,18 @@ def test_a_token_that_cannot_be_sent_in_a_header_is_refused_at_startup(tmp_path:
         env=subprocess_env(RECOMMENDER_ADMIN_TOKEN="pässword", RECOMMENDER_INDEX_DIR=str(tmp_path)),
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: RECOMMENDER_ADMIN_TOKEN: must be printable ASCII without spaces (it is sent in an HTTP header)"
+    assert (
+        result.stderr.strip()
+        == "error: RECOMMENDER_ADMIN_TOKEN: must be printable ASCII without spaces (it is sent in an HTTP header)"
+    )
     assert "pässword" not in result.stderr + result.stdout
 
 
 # -- 7. ids --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sent, code", [("a%1B%5B31mred", "U+001B"), ("a%C2%85", "U+0085"), ("txt%E2%80%AEgnp", "U+202E"), ("a%E2%81%A6b", "U+2066")])
+@pytest.mark.parametrize(
+    "sent, code",
+    [("a%1B%5B31mred", "U+001B"), ("a%C2%85", "U+0085"), ("txt%E2%80%AEgnp", "U+202E"), ("a%E2%81%A6b", "U+2066")],
+)
 def test_ids_with_controls_or_bidi_overrides_are_refused(client: TestClient, sent: str, code: str) -> None:
     r = client.put(f"/v1/articles/{sent}", json={"title": "x"}, headers=admin_headers())
     assert r.status_code == 422 and r.json()["error"]["fields"] == ["path.article_id"], r.text
@@ -274,7 +322,8 @@ def test_drafts_share_the_compute_limiter_with_related_by_id(client: TestClient,
     live = client.app.state.live
     real = live.related_to_draft
     borrowed: list[int] = []
-    monkeypatch.setattr(live, "related_to_draft", lambda *a, **kw: borrowed.append(limiter.borrowed_tokens) or real(*a, **kw))
+    monkeypatch.setattr(
+        live, "related_to_draft", lambda *a, **kw: borrowed.append(limiter.borrowed_tokens) or real(*a, **kw)
+    )
     assert client.post("/v1/related", json={"title": "Ceasefire talks resume in Lisgard"}).status_code == 200
     assert borrowed == [1]  # it ran holding the one token related-by-id also takes
-

@@ -12,7 +12,18 @@ from recommender.engine import Recommender
 from recommender.settings import Settings
 from tests.support.paths import write_jsonl
 
-HOSTILE_IDS = ["../../etc/passwd", "a/b/c", "..", ".", "with space", "100%25 done", "%2e%2e%2f", "emoji-🙂", "rtl-\u05e9\u05dc\u05d5\u05dd", "x" * 256]
+HOSTILE_IDS = [
+    "../../etc/passwd",
+    "a/b/c",
+    "..",
+    ".",
+    "with space",
+    "100%25 done",
+    "%2e%2e%2f",
+    "emoji-🙂",
+    "rtl-\u05e9\u05dc\u05d5\u05dd",
+    "x" * 256,
+]
 
 
 def test_huge_fields_and_odd_text(tmp_path):
@@ -20,8 +31,16 @@ def test_huge_fields_and_odd_text(tmp_path):
         {"id": "big-body", "title": "Big", "body": "word " * 2_000_000},  # 10 MB body
         {"id": "big-title", "title": "T" * 1_000_000},
         {"id": "nul", "title": "Nul\x00byte", "body": "a\x00b"},
-        {"id": "rtl", "title": "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 🙂🔥", "body": "emoji 🙂 and \u202eRTL override"},
-        {"id": "script", "title": "<script>alert(1)</script>Headline", "body": "<p>x</p><script>document.cookie</script><p>y</p>"},
+        {
+            "id": "rtl",
+            "title": "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 🙂🔥",
+            "body": "emoji 🙂 and \u202eRTL override",
+        },
+        {
+            "id": "script",
+            "title": "<script>alert(1)</script>Headline",
+            "body": "<p>x</p><script>document.cookie</script><p>y</p>",
+        },
         {"id": "nested", "title": "Nested", "meta": json.loads("[" * 50 + "]" * 50)},
         {"id": "old", "title": "Old", "published_at": "0001-01-01T00:00:00Z"},
         {"id": "future", "title": "Future", "published_at": "9999-12-31T23:59:59+14:00"},
@@ -56,7 +75,10 @@ def test_mixed_encodings_are_rejected_by_line(tmp_path):
 
 
 def test_hostile_ids_stay_data(tmp_path, embedder):
-    records = [{"id": i, "title": f"Story about the harbour strike number {n}", "body": "Dock workers walked out. " * 5} for n, i in enumerate(HOSTILE_IDS)]
+    records = [
+        {"id": i, "title": f"Story about the harbour strike number {n}", "body": "Dock workers walked out. " * 5}
+        for n, i in enumerate(HOSTILE_IDS)
+    ]
     export = write_jsonl(tmp_path / "x.jsonl", records)
     index_dir = tmp_path / "idx"
     before = set(os.listdir(tmp_path))

@@ -44,7 +44,9 @@ def test_auto_picks_exact_below_threshold_and_hnsw_above():
 
 
 def test_invalid_index_type():
-    with pytest.raises(ValueError, match="index_type must be one of auto, flat, hnsw, ivf, hnsw_sq8, ivf_sq8, got 'lsh'"):
+    with pytest.raises(
+        ValueError, match="index_type must be one of auto, flat, hnsw, ivf, hnsw_sq8, ivf_sq8, got 'lsh'"
+    ):
         IndexSpec(index_type="lsh")
 
 
@@ -135,7 +137,10 @@ def test_manifest_written_checked_and_verified(tmp_path):
         ("{", "manifest unreadable"),
         ("[]", "manifest is not a JSON object"),
         (json.dumps({"model": "m"}), "manifest incomplete, missing dimension, count, index_type"),
-        (json.dumps({"model": "m", "dimension": 1, "count": 1, "index_type": "flat", "format_version": 99}), "format version 99 is newer"),
+        (
+            json.dumps({"model": "m", "dimension": 1, "count": 1, "index_type": "flat", "format_version": 99}),
+            "format version 99 is newer",
+        ),
     ],
 )
 def test_bad_manifests(tmp_path, content, message):

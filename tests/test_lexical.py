@@ -36,10 +36,14 @@ def _fitted() -> LexicalModel:
 def test_save_load_round_trip_gives_the_same_scores(tmp_path, mmap) -> None:
     model = _fitted()
     files = model.save(tmp_path)
-    assert sorted(files) == sorted(["lexical.json", "lexical_idf.npy", *MATRIX_FILES.values(), *TERM_MATRIX_FILES.values()])
+    assert sorted(files) == sorted(
+        ["lexical.json", "lexical_idf.npy", *MATRIX_FILES.values(), *TERM_MATRIX_FILES.values()]
+    )
     loaded = LexicalModel.load(tmp_path, mmap=mmap)
     query = loaded.transform(["Concordia captain trial"])
-    np.testing.assert_allclose(loaded.scores(query), model.scores(model.transform(["Concordia captain trial"])), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.scores(query), model.scores(model.transform(["Concordia captain trial"])), rtol=1e-6
+    )
     assert int(np.argmax(loaded.scores(query))) == 0
     assert loaded.top_terms(query, loaded.matrix_[[0]], n=2)[0] in {"concordia", "captain", "trial", "costa concordia"}
     rows = loaded.matrix_[[2, 3]]
@@ -48,7 +52,9 @@ def test_save_load_round_trip_gives_the_same_scores(tmp_path, mmap) -> None:
     every_row = loaded.scores(query, rows=np.arange(len(TEXTS)))
     np.testing.assert_allclose(loaded.scores(query), every_row, rtol=1e-6)
     assert sorted(loaded.top(query, 2).tolist()) == sorted(np.argsort(-every_row)[:2].tolist())
-    assert set(loaded.top(query, 100).tolist()) == set(np.flatnonzero(every_row > 0).tolist())  # only documents sharing a term
+    assert set(loaded.top(query, 100).tolist()) == set(
+        np.flatnonzero(every_row > 0).tolist()
+    )  # only documents sharing a term
     assert loaded.top(loaded.transform(["zzz unknown words"]), 5).tolist() == []
     maps = open("/proc/self/maps", encoding="utf-8").read()
     assert (str(tmp_path / MATRIX_FILES["data"]) in maps) is mmap
@@ -149,7 +155,9 @@ def test_top_terms_many_names_the_shared_terms_by_contribution() -> None:
 
 
 def test_neighbours_do_not_depend_on_threads_chunks_or_a_memory_mapped_index(tmp_path) -> None:
-    model = LexicalModel().fit([" ".join(row) for row in np.random.default_rng(3).choice([f"w{i}" for i in range(40)], (300, 8))])
+    model = LexicalModel().fit(
+        [" ".join(row) for row in np.random.default_rng(3).choice([f"w{i}" for i in range(40)], (300, 8))]
+    )
     one = lexical_neighbors(model.matrix_, 7, threads=1, chunk=300)
     np.testing.assert_array_equal(lexical_neighbors(model.matrix_, 7, threads=2, chunk=37), one)
     model.save(tmp_path)

@@ -15,7 +15,10 @@ def _ok(i):
 
 
 def test_jsonl_with_rejects(tmp_path):
-    path = write_jsonl(tmp_path / "x.jsonl", [_ok(1), "{not json", {"id": "a3"}, "", _ok(4), {"id": "a5", "title": "t", "published_at": "soon"}])
+    path = write_jsonl(
+        tmp_path / "x.jsonl",
+        [_ok(1), "{not json", {"id": "a3"}, "", _ok(4), {"id": "a5", "title": "t", "published_at": "soon"}],
+    )
     result = load_articles([path])
     assert [a.id for a in result.articles] == ["a1", "a4"]
     assert result.rows == 5
@@ -66,7 +69,9 @@ def test_csv_and_parquet_and_folder(tmp_path):
 
 
 def test_html_is_reduced_to_text(tmp_path):
-    path = write_jsonl(tmp_path / "x.jsonl", [{"id": "h", "title": "T", "body": "<p>A &amp; B</p><script>evil()</script><p>C</p>"}])
+    path = write_jsonl(
+        tmp_path / "x.jsonl", [{"id": "h", "title": "T", "body": "<p>A &amp; B</p><script>evil()</script><p>C</p>"}]
+    )
     assert load_articles([path]).articles[0].body == "A & B\n\nC"
 
 
@@ -74,10 +79,22 @@ def test_html_is_reduced_to_text(tmp_path):
     "setup, message",
     [
         (lambda p: p / "missing.jsonl", "{p}/missing.jsonl: no such file or folder"),
-        (lambda p: (p / "e.jsonl").write_text("") and p / "e.jsonl" or p / "e.jsonl", "{p}/e.jsonl: empty file (no articles)"),
-        (lambda p: (p / "blank.jsonl").write_text("\n\n") and p / "blank.jsonl", "{p}/blank.jsonl: empty file (no articles)"),
-        (lambda p: (p / "x.xml").write_text("<a/>") and p / "x.xml", "{p}/x.xml: unknown format '.xml'; expected one of .jsonl, .ndjson, .json, .csv, .parquet, .pq"),
-        (lambda p: (p / "sub").mkdir() or p / "sub", "{p}/sub: folder holds no .jsonl/.ndjson/.json/.csv/.parquet/.pq files"),
+        (
+            lambda p: (p / "e.jsonl").write_text("") and p / "e.jsonl" or p / "e.jsonl",
+            "{p}/e.jsonl: empty file (no articles)",
+        ),
+        (
+            lambda p: (p / "blank.jsonl").write_text("\n\n") and p / "blank.jsonl",
+            "{p}/blank.jsonl: empty file (no articles)",
+        ),
+        (
+            lambda p: (p / "x.xml").write_text("<a/>") and p / "x.xml",
+            "{p}/x.xml: unknown format '.xml'; expected one of .jsonl, .ndjson, .json, .csv, .parquet, .pq",
+        ),
+        (
+            lambda p: (p / "sub").mkdir() or p / "sub",
+            "{p}/sub: folder holds no .jsonl/.ndjson/.json/.csv/.parquet/.pq files",
+        ),
         (lambda p: (p / "bad.parquet").write_text("nope") and p / "bad.parquet", None),
     ],
 )
@@ -112,7 +129,10 @@ def test_reject_share_gate(tmp_path):
 def test_title_from_body_is_opt_in_and_counted(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"id": "w", "body": "FED WEEKLY REPORT\nTable follows"}, {"id": "e"}])
     strict = load_articles([path])
-    assert [str(r) for r in strict.rejects] == [f"{path}:1: title: missing or empty (article 'w')", f"{path}:2: title: missing or empty (article 'e')"]
+    assert [str(r) for r in strict.rejects] == [
+        f"{path}:1: title: missing or empty (article 'w')",
+        f"{path}:2: title: missing or empty (article 'e')",
+    ]
     lenient = load_articles([path], title_from_body=True)
     assert [(a.id, a.title, a.extra) for a in lenient.articles] == [("w", "FED WEEKLY REPORT", {"title_derived": True})]
     assert lenient.derived_titles == 1

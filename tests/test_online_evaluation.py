@@ -110,7 +110,9 @@ def live(demo_index: Path, tmp_path_factory, embedder) -> LiveIndex:
     root = copy_index(demo_index, tmp_path_factory.mktemp("online") / "index")
     # Full boxes (no relevance floor): the tests below were sized for six impressions per view.
     settings = Settings(
-        index_dir=root, poll_interval=0, variants={"control": {"share": 0.5}, "treatment": {"share": 0.5}},
+        index_dir=root,
+        poll_interval=0,
+        variants={"control": {"share": 0.5}, "treatment": {"share": 0.5}},
         ranking={"min_relevance": 0.0},
     )
     index = LiveIndex(settings, embedder=embedder)

@@ -60,7 +60,6 @@ def test_validation_names_the_option(kwargs: dict, field: str) -> None:
     assert [e["loc"][0] for e in caught.value.errors()] == [field]
 
 
-
 def test_query_strings_read_numbers_and_name_what_is_not_one() -> None:
     options = RelatedOptions.from_text({"k": "5", "diversity": "0.25", "window": "7", "section": "world"})
     assert (options.k, options.diversity, options.window, options.section) == (5, 0.25, 7.0, ("world",))

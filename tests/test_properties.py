@@ -17,7 +17,9 @@ json_values = st.recursive(
     max_leaves=10,
 )
 records = st.dictionaries(
-    st.sampled_from(["id", "title", "body", "summary", "url", "published_at", "section", "tags", "authors", "language", "x"]),
+    st.sampled_from(
+        ["id", "title", "body", "summary", "url", "published_at", "section", "tags", "authors", "language", "x"]
+    ),
     json_values,
     max_size=8,
 )
@@ -29,14 +31,32 @@ def test_parse_article_accepts_or_names_a_field(record):
     try:
         article = parse_article(record)
     except FieldError as exc:
-        assert exc.field in {"id", "title", "body", "summary", "url", "published_at", "updated_at", "section", "tags", "authors", "language"}
+        assert exc.field in {
+            "id",
+            "title",
+            "body",
+            "summary",
+            "url",
+            "published_at",
+            "updated_at",
+            "section",
+            "tags",
+            "authors",
+            "language",
+        }
         assert exc.reason
     else:
         assert article.id and article.title.strip() and len(article.id) <= 256
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(records.map(json.dumps), st.text(max_size=40).filter(lambda s: "\n" not in s and "\r" not in s)), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.one_of(records.map(json.dumps), st.text(max_size=40).filter(lambda s: "\n" not in s and "\r" not in s)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_every_jsonl_row_is_loaded_or_rejected(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("p") / "x.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -67,10 +87,22 @@ def test_ranking_invariants(cands, source_text, k, w, diversity):
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     texts = [t for _, _, t in cands]
     c = Candidates(
-        positions=np.arange(n), semantic=np.array([s for s, _, _ in cands], np.float32), lexical=np.array([l for _, l, _ in cands], np.float32),
-        vectors=vecs, signatures=minhash_signatures(texts), published=np.full(n, np.nan), sections=np.array([None] * n, dtype=object), tags=[frozenset()] * n,
+        positions=np.arange(n),
+        semantic=np.array([s for s, _, _ in cands], np.float32),
+        lexical=np.array([lex for _, lex, _ in cands], np.float32),
+        vectors=vecs,
+        signatures=minhash_signatures(texts),
+        published=np.full(n, np.nan),
+        sections=np.array([None] * n, dtype=object),
+        tags=[frozenset()] * n,
     )
-    source = Source(vector=vecs[0], signature=minhash_signatures([source_text])[0], published=float("nan"), section=None, tags=frozenset())
+    source = Source(
+        vector=vecs[0],
+        signature=minhash_signatures([source_text])[0],
+        published=float("nan"),
+        section=None,
+        tags=frozenset(),
+    )
     config = RankingConfig(semantic_weight=w, diversity=diversity, prf_docs=0)
     items = rank(source, c, config, k)
     assert len(items) <= k
@@ -80,12 +112,16 @@ def test_ranking_invariants(cands, source_text, k, w, diversity):
         assert (c.signatures[i.position] == source.signature).mean() < config.near_duplicate_threshold
     for a in range(len(items)):  # never two near-duplicates in one list
         for b in range(a + 1, len(items)):
-            assert (c.signatures[items[a].position] == c.signatures[items[b].position]).mean() < config.near_duplicate_threshold
+            assert (
+                c.signatures[items[a].position] == c.signatures[items[b].position]
+            ).mean() < config.near_duplicate_threshold
     if diversity == 0:
         scores = [i.score for i in items]
         assert scores == sorted(scores, reverse=True)
     # Short only when near-duplicates were removed: every candidate left out is a duplicate of the source or of a pick.
     if len(items) < k:
         for p in set(range(n)) - set(positions):
-            sims = [(c.signatures[p] == source.signature).mean()] + [(c.signatures[p] == c.signatures[q]).mean() for q in positions]
+            sims = [(c.signatures[p] == source.signature).mean()] + [
+                (c.signatures[p] == c.signatures[q]).mean() for q in positions
+            ]
             assert max(sims) >= config.near_duplicate_threshold

@@ -27,7 +27,13 @@ def _cands(sem, lex, texts=None, published=None, vectors=None, sections=None):
 
 
 def _source(text="the source article text", published=float("nan")):
-    return Source(vector=np.zeros(8, np.float32), signature=minhash_signatures([text])[0], published=published, section=None, tags=frozenset())
+    return Source(
+        vector=np.zeros(8, np.float32),
+        signature=minhash_signatures([text])[0],
+        published=published,
+        section=None,
+        tags=frozenset(),
+    )
 
 
 def test_weighted_fusion_orders_by_mix():
@@ -48,7 +54,12 @@ def test_rrf_fusion():
 
 def test_near_duplicates_of_source_and_of_each_other_are_dropped():
     story = "the summit in lisgard ended without a ceasefire agreement after two days of talks on the corridor"
-    texts = [story + " reporters said", "updated: " + story + " reporters said", "a completely different story about floods in the teyna river valley", story]
+    texts = [
+        story + " reporters said",
+        "updated: " + story + " reporters said",
+        "a completely different story about floods in the teyna river valley",
+        story,
+    ]
     c = _cands([0.9, 0.8, 0.3, 0.95], [0.9, 0.8, 0.3, 0.95], texts=texts)
     src = _source("elsewhere: an unrelated source about tennis finals in harbour city and a long rally")
     assert [i.position for i in rank(src, c, RankingConfig(), 4)] == [3, 2]  # 0 and 1 are copies of 3
@@ -80,7 +91,9 @@ def test_undated_candidates_never_gain_from_freshness():
     assert items[1].score == pytest.approx(0.9 * 0.5 ** (365 / 7), rel=1e-5)
     # No dated candidate at all (ecbplus-dev has no dates): freshness changes nothing.
     undated = _cands([0.9, 0.8], [0.9, 0.8])
-    assert [i.score for i in rank(_source(published=0.0), undated, RankingConfig(freshness_half_life_days=7), 2)] == pytest.approx([0.9, 0.8])
+    assert [
+        i.score for i in rank(_source(published=0.0), undated, RankingConfig(freshness_half_life_days=7), 2)
+    ] == pytest.approx([0.9, 0.8])
 
 
 @pytest.mark.parametrize("diversity", [0.0, 0.3, 0.9])
@@ -94,7 +107,9 @@ def test_many_copies_of_one_story_never_make_the_list_short(diversity):
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     rel = [0.9 - 0.001 * i for i in range(60)] + [0.5 - 0.01 * j for j in range(5)]
     c = _cands(rel, rel, texts=texts, vectors=v)
-    items = rank(_source("an unrelated source about tennis finals in harbour city"), c, RankingConfig(diversity=diversity), 5)
+    items = rank(
+        _source("an unrelated source about tennis finals in harbour city"), c, RankingConfig(diversity=diversity), 5
+    )
     positions = [i.position for i in items]
     assert len(positions) == 5 and len([p for p in positions if p < 60]) == 1  # one copy of the story, 4 others
     assert 0 in positions or diversity > 0  # without diversity the best copy leads
@@ -111,7 +126,9 @@ def test_mmr_diversity_breaks_up_one_angle():
 def test_config_validation_and_files(tmp_path):
     with pytest.raises(ConfigurationError, match="^fusion: must be one of weighted, rrf, got 'max'$"):
         RankingConfig(fusion="max")
-    with pytest.raises(ConfigurationError, match="^semantic_weight: Input should be (greater|less) than or equal to [01]$"):
+    with pytest.raises(
+        ConfigurationError, match="^semantic_weight: Input should be (greater|less) than or equal to [01]$"
+    ):
         RankingConfig(semantic_weight=2)
     (tmp_path / "fresh.json").write_text('{"freshness_half_life_days": 3, "diversity": 0.2}')
     cfg = RankingConfig.from_file(tmp_path / "fresh.json")
@@ -149,12 +166,16 @@ def _signature_pair(agree: int, width: int = 64):
     return a, b
 
 
-@pytest.mark.parametrize("agree, exact, duplicate", [(46, 0.50, False), (38, 0.80, True), (64, 1.0, True), (10, 0.95, False)])
+@pytest.mark.parametrize(
+    "agree, exact, duplicate", [(46, 0.50, False), (38, 0.80, True), (64, 1.0, True), (10, 0.95, False)]
+)
 def test_estimates_near_the_threshold_are_decided_by_the_exact_jaccard(agree, exact, duplicate):
     # Estimate 46/64 = 0.72 with a true 0.50: a related story the screen alone would hide. Estimate 38/64 = 0.59
     # with a true 0.80: a copy the screen alone would show. Outside the band (1.0, 0.16) the estimate decides.
     src_sig, cand_sig = _signature_pair(agree)
-    source = Source(vector=np.zeros(8, np.float32), signature=src_sig, published=float("nan"), section=None, tags=frozenset())
+    source = Source(
+        vector=np.zeros(8, np.float32), signature=src_sig, published=float("nan"), section=None, tags=frozenset()
+    )
     c = _cands([0.9, 0.5], [0.9, 0.5])
     c.signatures = np.stack([cand_sig, np.full(64, 99999, np.uint32)])
     asked = []
@@ -168,5 +189,7 @@ def test_estimates_near_the_threshold_are_decided_by_the_exact_jaccard(agree, ex
     assert ((-1, 0) in asked) == (abs(agree / 64 - 0.7) < 0.25)
     # Between two candidates the same rule keeps one copy of a story.
     c.signatures = np.stack([src_sig + 5000, cand_sig + 5000])
-    pair = [i.position for i in rank(source, c, RankingConfig(), 2, jaccard=lambda a, b: exact if (a, b) == (0, 1) else 0.0)]
+    pair = [
+        i.position for i in rank(source, c, RankingConfig(), 2, jaccard=lambda a, b: exact if (a, b) == (0, 1) else 0.0)
+    ]
     assert pair == ([0] if duplicate else [0, 1])

@@ -50,9 +50,15 @@ def test_bundled_model_round_trips_and_scores_monotonically(tmp_path: Path) -> N
         ({"logistic": {"coef": [1] * 5, "intercept": float("nan")}}, "numbers must be finite"),
         ({"logistic": {"coef": [1] * 5}}, "missing or malformed field 'intercept'"),
         ({"calibration": {"method": "beta"}}, "calibration.method must be isotonic or sigmoid, got 'beta'"),
-        ({"calibration": {"method": "isotonic", "x": [0, 1], "y": [0.9, 0.1]}}, "calibration.x and calibration.y must be non-decreasing"),
+        (
+            {"calibration": {"method": "isotonic", "x": [0, 1], "y": [0.9, 0.1]}},
+            "calibration.x and calibration.y must be non-decreasing",
+        ),
         ({"calibration": {"method": "isotonic", "x": [0, 1], "y": [0.0, 1.5]}}, "calibration.y must lie in [0, 1]"),
-        ({"calibration": {"method": "isotonic", "x": [0], "y": [0.5]}}, "calibration.x and calibration.y must be lists of equal length (at least 2)"),
+        (
+            {"calibration": {"method": "isotonic", "x": [0], "y": [0.5]}},
+            "calibration.x and calibration.y must be lists of equal length (at least 2)",
+        ),
     ],
 )
 def test_a_damaged_model_file_is_one_line_naming_the_field(tmp_path: Path, changes: dict, message: str) -> None:
@@ -64,7 +70,9 @@ def test_a_damaged_model_file_is_one_line_naming_the_field(tmp_path: Path, chang
 
 
 def test_unreadable_model_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"^.*missing\.json: cannot read relevance model: No such file or directory$"):
+    with pytest.raises(
+        ConfigurationError, match=r"^.*missing\.json: cannot read relevance model: No such file or directory$"
+    ):
         RelevanceModel.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigurationError, match=r"bad\.json: relevance model is not valid JSON: "):
@@ -98,7 +106,9 @@ def test_fitting_refuses_what_it_cannot_calibrate(demo_recommender: Recommender)
     with pytest.raises(ConfigurationError, match="^calibration needs judged queries from at least 2 stories, got 1$"):
         fit_relevance(labelled_pairs(demo_recommender, one_story))
     nothing = labelled_pairs(demo_recommender, {"demo-006": {}})
-    with pytest.raises(ConfigurationError, match=r"^calibration needs related and unrelated pairs: got 0 related of \d+ "):
+    with pytest.raises(
+        ConfigurationError, match=r"^calibration needs related and unrelated pairs: got 0 related of \d+ "
+    ):
         fit_relevance(nothing)
     with pytest.raises(ConfigurationError, match="^calibration method must be isotonic or sigmoid, got 'beta'$"):
         fit_relevance(labelled_pairs(demo_recommender, judgments), method="beta")
@@ -106,14 +116,29 @@ def test_fitting_refuses_what_it_cannot_calibrate(demo_recommender: Recommender)
 
 def test_cli_calibrate_writes_a_model_the_service_and_cli_use(demo_index: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "site-model.json"
-    result = runner.invoke(cli, ["calibrate", "--index-dir", str(demo_index), "--label-field", "story_id", "--out", str(out), "--method", "sigmoid"])
+    result = runner.invoke(
+        cli,
+        [
+            "calibrate",
+            "--index-dir",
+            str(demo_index),
+            "--label-field",
+            "story_id",
+            "--out",
+            str(out),
+            "--method",
+            "sigmoid",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "from 140 queries in" in result.stdout and "5-fold grouped CV: ECE " in result.stdout
     assert result.stdout.strip().endswith(f"wrote {out}; serve it with RECOMMENDER_RELEVANCE_MODEL={out}")
     model = RelevanceModel.load(out)
     assert model.meta["min_grade"] == 1.0 and model.meta["ground_truth"]["kind"] == "label_field"
     monkeypatch.setenv("RECOMMENDER_RELEVANCE_MODEL", str(out))
-    items = json.loads(runner.invoke(cli, ["related", "demo-006", "--index-dir", str(demo_index), "--json"]).stdout)["items"]
+    items = json.loads(runner.invoke(cli, ["related", "demo-006", "--index-dir", str(demo_index), "--json"]).stdout)[
+        "items"
+    ]
     scored = Recommender.open(demo_index, relevance=out).related("demo-006", 6)
     assert [i["relevance"] for i in items] == [round(i.relevance, 4) for i in scored]
 
@@ -121,7 +146,9 @@ def test_cli_calibrate_writes_a_model_the_service_and_cli_use(demo_index: Path, 
 def test_cli_calibrate_errors(demo_index: Path, tmp_path: Path) -> None:
     qrels = tmp_path / "q.tsv"
     qrels.write_text("query_id\tdoc_id\tgrade\nnope\talso-nope\t1\n")
-    result = runner.invoke(cli, ["calibrate", "--index-dir", str(demo_index), "--qrels", str(qrels), "--out", str(tmp_path / "m.json")])
+    result = runner.invoke(
+        cli, ["calibrate", "--index-dir", str(demo_index), "--qrels", str(qrels), "--out", str(tmp_path / "m.json")]
+    )
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: no judged article is in the index (do the judgments name this index's ids?)"
     assert not (tmp_path / "m.json").exists()
@@ -136,7 +163,9 @@ def test_the_floor_shortens_the_box_and_counts_what_it_left_out(demo_index: Path
     assert all(item.relevance >= 0.5 for item in box)
     full = unfloored.related("demo-006", 20)
     assert len(full) == 20 and full.below_floor == 0
-    assert [i.article.id for i in box] == [i.article.id for i in full][: len(box)]  # the floor cuts, it does not reorder
+    assert [i.article.id for i in box] == [i.article.id for i in full][
+        : len(box)
+    ]  # the floor cuts, it does not reorder
     strict = floored.related("demo-006", 20, min_relevance=0.99)
     assert len(strict) <= len(box) and all(i.relevance >= 0.99 for i in strict)
 
@@ -146,7 +175,9 @@ def test_fill_marks_fallback_items_and_respects_filters(demo_recommender: Recomm
     related = [i for i in box if not i.fallback]
     fallback = [i for i in box if i.fallback]
     assert len(box) == 10 and related and fallback and box[: len(related)] == related
-    assert all(i.reasons == [{"type": "fallback", "policy": "section_recent"}] and i.relevance is None for i in fallback)
+    assert all(
+        i.reasons == [{"type": "fallback", "policy": "section_recent"}] and i.relevance is None for i in fallback
+    )
     source_section = demo_recommender.article("demo-006").section
     assert all(i.article.section == source_section for i in fallback)
     dates = [i.article.published_at for i in fallback]
@@ -164,9 +195,13 @@ def test_without_a_relevance_model_nothing_is_floored(demo_index: Path, embedder
 def test_closed_feedback_gate_ranks_as_without_feedback(demo_index: Path, embedder) -> None:
     """Feedback (PRF) only runs when enough candidates are confidently related: a gate nobody passes must give
     exactly the ranking with feedback switched off."""
-    closed = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0, feedback_min_related=10_000))
+    closed = Recommender.open(
+        demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0, feedback_min_related=10_000)
+    )
     off = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0, prf_weight=0.0))
-    on = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0, feedback_min_related=0))
+    on = Recommender.open(
+        demo_index, embedder=embedder, config=RankingConfig(min_relevance=0.0, feedback_min_related=0)
+    )
     ids = [f"demo-{n:03d}" for n in range(1, 141, 7)]
     rank = lambda rec, i: [r.article.id for r in rec.related(i, 10)]  # noqa: E731
     assert all(rank(closed, i) == rank(off, i) for i in ids)

@@ -148,7 +148,9 @@ def test_language_option(client: TestClient) -> None:
     assert "live-de" in [i["id"] for i in everything]
     only_de = client.get(RELATED.format("demo-002"), params={"language": "de", "min_relevance": 0})
     assert only_de.status_code == 200 and [i["id"] for i in only_de.json()["items"]] == ["live-de"]
-    only_en = client.get(RELATED.format("demo-002"), params={"language": " EN ", "k": 50, "min_relevance": 0})  # normalised
+    only_en = client.get(
+        RELATED.format("demo-002"), params={"language": " EN ", "k": 50, "min_relevance": 0}
+    )  # normalised
     assert len(only_en.json()["items"]) == 50 and "live-de" not in [i["id"] for i in only_en.json()["items"]]
     assert only_de.headers["etag"] != only_en.headers["etag"]  # part of the cache key
     none = client.get(RELATED.format("demo-002"), params={"language": "fr"})
@@ -631,7 +633,16 @@ def test_openapi_contract(client: TestClient) -> None:
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 6)
     assert related["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelatedResponse")
     assert {"put", "delete", "get"} <= set(paths["/v1/articles/{article_id}"])
-    for path in ("/v1/related", "/v1/index", "/v1/admin/reload", "/healthz", "/readyz", "/metrics", "/v1/articles", "/v1/events"):
+    for path in (
+        "/v1/related",
+        "/v1/index",
+        "/v1/admin/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/articles",
+        "/v1/events",
+    ):
         assert path in paths
     item = schema["components"]["schemas"]["RelatedItem"]
     assert set(item["required"]) == {"id", "title", "url", "published_at", "section", "score", "reasons"}

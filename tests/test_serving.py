@@ -202,10 +202,15 @@ def test_reload_swaps_versions_and_keeps_live_changes(live: LiveIndex, index_dir
     assert live.reload().changed is False
 
 
-def test_reload_reuses_the_live_vectors_it_already_embedded(live: LiveIndex, index_dir: Path, embedder, monkeypatch) -> None:
+def test_reload_reuses_the_live_vectors_it_already_embedded(
+    live: LiveIndex, index_dir: Path, embedder, monkeypatch
+) -> None:
     live.upsert(_article("live/a"))
     live.upsert(_article("live/b", title="Harbour strike ends after pay deal in Ostrava"))
-    before = {i: live.snapshot.recommender.catalog.vectors([live.snapshot.recommender.catalog.position(i)])[0] for i in ("live/a", "live/b")}
+    before = {
+        i: live.snapshot.recommender.catalog.vectors([live.snapshot.recommender.catalog.position(i)])[0]
+        for i in ("live/a", "live/b")
+    }
     encoded: list[str] = []
     real_encode = embedder.encode
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: (encoded.extend(texts), real_encode(texts, **kw))[1])

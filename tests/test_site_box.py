@@ -77,13 +77,20 @@ def test_related_by_url_is_related_by_id(client: TestClient) -> None:
         assert _ids(r) == by_id and r.json()["article_id"] == "demo-006"
     missing = client.get("/v1/related", params={"url": "https://example-news.test/nope?utm_source=a"})
     assert missing.status_code == 404
-    assert missing.json()["error"] == {"code": "article_not_found", "message": "no article with URL: 'example-news.test/nope'"}
+    assert missing.json()["error"] == {
+        "code": "article_not_found",
+        "message": "no article with URL: 'example-news.test/nope'",
+    }
     assert client.get("/v1/related").status_code == 422
     assert client.get("/v1/related", params={"url": BASE, "k": 0}).status_code == 422
 
 
 def test_live_writes_update_the_url_map_and_canonical_wins(client: TestClient) -> None:
-    body = {"title": "Harbour strike ends", "url": "https://site.test/a?amp=1", "canonical_url": "https://site.test/canonical"}
+    body = {
+        "title": "Harbour strike ends",
+        "url": "https://site.test/a?amp=1",
+        "canonical_url": "https://site.test/canonical",
+    }
     assert client.put("/v1/articles/live-1", json=body, headers=admin_headers()).status_code == 201
     assert client.get("/v1/related", params={"url": "https://site.test/canonical/"}).json()["article_id"] == "live-1"
     assert client.get("/v1/related", params={"url": "https://site.test/a"}).status_code == 404  # canonical_url wins
@@ -94,7 +101,9 @@ def test_live_writes_update_the_url_map_and_canonical_wins(client: TestClient) -
 def test_cli_related_by_url(demo_index: Path) -> None:
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(cli, ["related", "--url", BASE + "?utm_source=x", "--index-dir", str(demo_index), "-k", "2"])
+    result = CliRunner().invoke(
+        cli, ["related", "--url", BASE + "?utm_source=x", "--index-dir", str(demo_index), "-k", "2"]
+    )
     assert result.exit_code == 0 and result.output.startswith("Related to demo-006: ")
     unknown = CliRunner().invoke(cli, ["related", "--url", "https://nope.test/x", "--index-dir", str(demo_index)])
     assert unknown.exit_code == 1 and unknown.stderr.strip() == "error: no article with URL: 'nope.test/x'"
@@ -106,17 +115,32 @@ def test_a_build_counts_articles_sharing_a_url(tmp_path: Path, embedder) -> None
         {"id": "b", "title": "Harbour strike day two", "url": "https://x.test/strike/?utm_source=feed"},
         {"id": "c", "title": "Flood warning for the Teyna", "url": "https://x.test/flood"},
     ]
-    report = build_index([write_jsonl(tmp_path / "e.jsonl", rows)], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
-    assert report.counts["duplicate_urls"] == 2 and report.duplicate_urls == [{"url": "x.test/strike", "ids": ["a", "b"]}]
+    report = build_index(
+        [write_jsonl(tmp_path / "e.jsonl", rows)],
+        Settings(index_dir=tmp_path / "idx"),
+        embedder=embedder,
+        progress=False,
+    )
+    assert report.counts["duplicate_urls"] == 2 and report.duplicate_urls == [
+        {"url": "x.test/strike", "ids": ["a", "b"]}
+    ]
     assert "duplicate_urls 2" in report.summary()
     assert Recommender.open(tmp_path / "idx").resolve_url("https://x.test/strike") == "b"  # the last one
 
 
 # -- images and URL schemes ----------------------------------------------------------------------------------
 def test_images_pass_through_and_only_http_is_accepted(client: TestClient) -> None:
-    body = {"title": "Tessera probe sends first images from comet Okafor-Lind", "image_url": "https://img.test/t.jpg", "image_alt": "The comet"}
+    body = {
+        "title": "Tessera probe sends first images from comet Okafor-Lind",
+        "image_url": "https://img.test/t.jpg",
+        "image_alt": "The comet",
+    }
     assert client.put("/v1/articles/with-image", json=body, headers=admin_headers()).status_code == 201
-    item = next(i for i in client.get("/v1/articles/demo-041/related", params={"k": 50}).json()["items"] if i["id"] == "with-image")
+    item = next(
+        i
+        for i in client.get("/v1/articles/demo-041/related", params={"k": 50}).json()["items"]
+        if i["id"] == "with-image"
+    )
     assert (item["image_url"], item["image_alt"]) == ("https://img.test/t.jpg", "The comet")
     for bad in ("javascript:alert(1)", "data:image/png;base64,AAAA", "ftp://img.test/x.jpg"):
         r = client.put("/v1/articles/bad-image", json={"title": "x", "image_url": bad}, headers=admin_headers())
@@ -170,7 +194,9 @@ def test_section_and_pair_blocks(client: TestClient) -> None:
         ("delete", "/v1/editorial/blocks/sections/none", {}, 404, None),
     ],
 )
-def test_editorial_validation(client: TestClient, method: str, path: str, kwargs: dict, status: int, field: str | None) -> None:
+def test_editorial_validation(
+    client: TestClient, method: str, path: str, kwargs: dict, status: int, field: str | None
+) -> None:
     r = client.request(method.upper(), path, headers=admin_headers(), **kwargs)
     assert r.status_code == status, r.text
     if field:
@@ -182,7 +208,9 @@ def test_self_pins_and_one_article_pairs_change_nothing(client: TestClient) -> N
     assert r.status_code == 200 and r.json()["editorial"]["pins"] == {"demo-006": ["demo-050"]}
     seq = r.json()["wal_seq"]
     same = client.put("/v1/editorial/blocks/pairs", params={"a": "x", "b": "x"}, headers=admin_headers())
-    assert same.status_code == 200 and same.json()["wal_seq"] == seq and same.json()["editorial"]["blocks"]["pairs"] == []
+    assert (
+        same.status_code == 200 and same.json()["wal_seq"] == seq and same.json()["editorial"]["blocks"]["pairs"] == []
+    )
 
 
 def test_editorial_routes_need_the_token(client: TestClient) -> None:
@@ -197,11 +225,16 @@ def test_editorial_changes_survive_a_restart_and_are_folded_into_the_next_build(
     live.change_editorial(EditorialChange("section", ("culture",), True))
     restarted = LiveIndex(Settings(index_dir=index_dir, poll_interval=0), embedder=embedder)
     restarted.load()
-    assert restarted.editorial().pins_for("demo-006") == ("demo-100",) and "culture" in restarted.editorial().blocked_sections
+    assert (
+        restarted.editorial().pins_for("demo-006") == ("demo-100",)
+        and "culture" in restarted.editorial().blocked_sections
+    )
     report = build_index([DEMO_CORPUS], Settings(index_dir=index_dir), embedder=embedder, progress=False)
     assert report.counts["pins"] == 1 and report.counts["blocks"] == 1 and ChangeLog(index_dir).entries() == []
     rec = Recommender.open(index_dir)
-    assert rec.editorial.pins_for("demo-006") == ("demo-100",) and rec.related("demo-006", 3)[0].article.id == "demo-100"
+    assert (
+        rec.editorial.pins_for("demo-006") == ("demo-100",) and rec.related("demo-006", 3)[0].article.id == "demo-100"
+    )
     # the next night carries the state forward (no editorial.json beside the export)
     build_index([DEMO_CORPUS], Settings(index_dir=index_dir), embedder=embedder, progress=False)
     assert Recommender.open(index_dir).editorial.blocked_sections == frozenset({"culture"})
@@ -211,15 +244,25 @@ def test_an_editorial_json_beside_the_export_is_the_base(tmp_path: Path, embedde
     export = tmp_path / "export" / "articles.jsonl"
     export.parent.mkdir()
     export.write_text(DEMO_CORPUS.read_text(encoding="utf-8"), encoding="utf-8")
-    (export.parent / "editorial.json").write_text(json.dumps({"pins": {"demo-006": ["demo-090"]}, "blocks": {"sections": ["Sport"], "pairs": [["demo-001", "demo-002"]]}}))
+    (export.parent / "editorial.json").write_text(
+        json.dumps(
+            {"pins": {"demo-006": ["demo-090"]}, "blocks": {"sections": ["Sport"], "pairs": [["demo-001", "demo-002"]]}}
+        )
+    )
     report = build_index([export], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
     assert report.editorial_file == str(export.parent / "editorial.json")
     editorial = Recommender.open(tmp_path / "idx").editorial
-    assert editorial == Editorial(pins={"demo-006": ("demo-090",)}, blocked_sections=frozenset({"sport"}), blocked_pairs=frozenset({("demo-001", "demo-002")}))
+    assert editorial == Editorial(
+        pins={"demo-006": ("demo-090",)},
+        blocked_sections=frozenset({"sport"}),
+        blocked_pairs=frozenset({("demo-001", "demo-002")}),
+    )
     (export.parent / "editorial.json").write_text(json.dumps({"pins": {"demo-006": "demo-090"}}))
     from recommender.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match=r"editorial.json: pins.demo-006: expected a list of non-empty article ids"):
+    with pytest.raises(
+        ConfigurationError, match=r"editorial.json: pins.demo-006: expected a list of non-empty article ids"
+    ):
         build_index([export], Settings(index_dir=tmp_path / "idx"), embedder=embedder, progress=False)
 
 
@@ -227,9 +270,19 @@ def test_an_editorial_json_beside_the_export_is_the_base(tmp_path: Path, embedde
 def test_expired_articles_are_no_longer_recommended(client: TestClient) -> None:
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    body = {"title": "Tessera probe sends first images from comet Okafor-Lind orbit", "body": "Comet images.", "section": "science"}
-    assert client.put("/v1/articles/expired", json={**body, "expires_at": past}, headers=admin_headers()).status_code == 201
-    assert client.put("/v1/articles/later", json={**body, "expires_at": future}, headers=admin_headers()).status_code == 201
+    body = {
+        "title": "Tessera probe sends first images from comet Okafor-Lind orbit",
+        "body": "Comet images.",
+        "section": "science",
+    }
+    assert (
+        client.put("/v1/articles/expired", json={**body, "expires_at": past}, headers=admin_headers()).status_code
+        == 201
+    )
+    assert (
+        client.put("/v1/articles/later", json={**body, "expires_at": future}, headers=admin_headers()).status_code
+        == 201
+    )
     related = _ids(client.get("/v1/articles/demo-041/related", params={"k": 50}))
     assert "later" in related and "expired" not in related
     assert client.get("/v1/articles/expired/related").status_code == 200  # still readable, still has its box

@@ -89,19 +89,28 @@ def main() -> None:
     lengths = [len(x) for x in Tokens(model_spec).ids(texts)]
     out: dict = {
         "corpora": {k: len(v) for k, v in corpora.items()},
-        "tokens": {"p50": statistics.median(lengths), "mean": round(statistics.fmean(lengths), 1),
-                   "share_at_256": round(sum(n >= 256 for n in lengths) / len(lengths), 3)},
+        "tokens": {
+            "p50": statistics.median(lengths),
+            "mean": round(statistics.fmean(lengths), 1),
+            "share_at_256": round(sum(n >= 256 for n in lengths) / len(lengths), 3),
+        },
     }
-    print(f"{len(texts)} articles ({', '.join(f'{k} {v}' for k, v in out['corpora'].items())}); word pieces "
-          f"p50 {out['tokens']['p50']}, mean {out['tokens']['mean']}, {out['tokens']['share_at_256']:.1%} at 256 "
-          f"{_stamp()}", flush=True)
+    print(
+        f"{len(texts)} articles ({', '.join(f'{k} {v}' for k, v in out['corpora'].items())}); word pieces "
+        f"p50 {out['tokens']['p50']}, mean {out['tokens']['mean']}, {out['tokens']['share_at_256']:.1%} at 256 "
+        f"{_stamp()}",
+        flush=True,
+    )
 
     # 1. what auto picks on this machine (its own fixed 256-text sample)
     cache = None if args.cached_auto else tempfile.mkdtemp(prefix="bench-backends-")
     started = time.perf_counter()
     selection = backend_selection(DEFAULT_MODEL, 256, cache=cache, refresh=not args.cached_auto)
-    out["auto"] = {"choice": selection.choice, "seconds": round(time.perf_counter() - started, 1),
-                   "selection": selection.to_dict()}
+    out["auto"] = {
+        "choice": selection.choice,
+        "seconds": round(time.perf_counter() - started, 1),
+        "selection": selection.to_dict(),
+    }
     print(format_table(selection), _stamp(), flush=True)
 
     # 2. every backend on the corpus sample, interleaved chunk by chunk
@@ -125,7 +134,7 @@ def main() -> None:
     step = -(-len(texts) // args.chunks)
     for c, lo in enumerate(range(0, len(texts), step)):
         chunk = texts[lo : lo + step]
-        for name in order[c % len(order):] + order[: c % len(order)]:
+        for name in order[c % len(order) :] + order[: c % len(order)]:
             t = time.perf_counter()
             parts[name].append((lo, embedders[name].encode(chunk)))
             seconds[name] += time.perf_counter() - t
@@ -135,7 +144,7 @@ def main() -> None:
     drafts = rng.sample(texts, min(args.drafts, len(texts)))
     latency: dict[str, list[float]] = {n: [] for n in order}
     for i, text in enumerate(drafts):
-        for name in order[i % len(order):] + order[: i % len(order)]:
+        for name in order[i % len(order) :] + order[: i % len(order)]:
             t = time.perf_counter()
             embedders[name].encode([text])
             latency[name].append((time.perf_counter() - t) * 1000)
@@ -159,20 +168,27 @@ def main() -> None:
             "precision": embedders[name].describe().get("precision"),
         }
         r = rows[name]
-        print(f"{name:14} {r['articles_per_s']:7.1f} articles/s  {r['ratio_vs_float32']:5.2f}x float32  top-10 "
-              f"{r['top10_agreement']:.3f} ({', '.join(f'{k} {x:.3f}' for k, x in per_corpus.items())})  min cos "
-              f"{r['min_cosine']:.4f}  draft p50 {r['draft_p50_ms']:.1f} ms p99 {r['draft_p99_ms']:.1f} ms "
-              f"{_stamp()}", flush=True)
+        print(
+            f"{name:14} {r['articles_per_s']:7.1f} articles/s  {r['ratio_vs_float32']:5.2f}x float32  top-10 "
+            f"{r['top10_agreement']:.3f} ({', '.join(f'{k} {x:.3f}' for k, x in per_corpus.items())})  min cos "
+            f"{r['min_cosine']:.4f}  draft p50 {r['draft_p50_ms']:.1f} ms p99 {r['draft_p99_ms']:.1f} ms "
+            f"{_stamp()}",
+            flush=True,
+        )
     out["backends"] = rows
     out["skipped"] = skipped
     chosen = rows.get(selection.choice)
     if chosen:
         verdict = chosen["ratio_vs_float32"] >= 3 and chosen["top10_agreement"] >= 0.99
-        out["auto"].update(ratio_vs_float32=chosen["ratio_vs_float32"], top10_agreement=chosen["top10_agreement"],
-                           target_met=verdict)
-        print(f"auto -> {selection.choice}: {chosen['ratio_vs_float32']:.2f}x float32, top-10 agreement "
-              f"{chosen['top10_agreement']:.3f} (target >= 3x with >= 0.99 where the CPU has AMX or AVX512-bf16: "
-              f"{'met' if verdict else 'NOT met'}) {_stamp()}", flush=True)
+        out["auto"].update(
+            ratio_vs_float32=chosen["ratio_vs_float32"], top10_agreement=chosen["top10_agreement"], target_met=verdict
+        )
+        print(
+            f"auto -> {selection.choice}: {chosen['ratio_vs_float32']:.2f}x float32, top-10 agreement "
+            f"{chosen['top10_agreement']:.3f} (target >= 3x with >= 0.99 where the CPU has AMX or AVX512-bf16: "
+            f"{'met' if verdict else 'NOT met'}) {_stamp()}",
+            flush=True,
+        )
     out["machine_at_end"] = _stamp()
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

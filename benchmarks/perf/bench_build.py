@@ -52,7 +52,9 @@ def main() -> None:
     articles = load_articles([export], title_from_body=True).articles
     texts = [embedding_text(a, lead_words=settings.lead_words) for a in articles]
     out: dict = {"articles": len(articles), "backend": args.backend}
-    embedder = Embedder(settings.model, backend=args.backend, batch_size=settings.batch_size, max_seq_length=settings.max_seq_length)
+    embedder = Embedder(
+        settings.model, backend=args.backend, batch_size=settings.batch_size, max_seq_length=settings.max_seq_length
+    )
 
     if not args.skip_full:
         # 1. raw encode vs full build, same texts, same backend, same process, the model warmed up first. The raw
@@ -97,7 +99,10 @@ def main() -> None:
         out["incremental_stages_s"] = incr.timings
         out["incremental_counts"] = incr.counts
         out["ratio_full_vs_incremental"] = round(full_s / incr_s, 1)
-        print(f"incremental (1% changed: {incr.counts['changed']} re-embedded) {incr_s:.1f}s: {full_s / incr_s:.1f}x faster than full (target >= 20)", flush=True)
+        print(
+            f"incremental (1% changed: {incr.counts['changed']} re-embedded) {incr_s:.1f}s: {full_s / incr_s:.1f}x faster than full (target >= 20)",
+            flush=True,
+        )
 
     # 3. backend table
     rng = random.Random(1)
@@ -105,7 +110,9 @@ def main() -> None:
     table = {}
     reference = None
     for backend in args.backends.split(","):
-        emb = Embedder(settings.model, backend=backend, batch_size=settings.batch_size, max_seq_length=settings.max_seq_length)
+        emb = Embedder(
+            settings.model, backend=backend, batch_size=settings.batch_size, max_seq_length=settings.max_seq_length
+        )
         emb.encode(sample[:64])  # warm-up
         start = time.perf_counter()
         vecs = emb.encode(sample)
@@ -117,7 +124,10 @@ def main() -> None:
             reference = top
         overlap = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, reference)]))
         table[backend] = {"articles_per_s": round(len(sample) / secs, 1), "top10_overlap_vs_float32": round(overlap, 3)}
-        print(f"backend {backend:8} {len(sample) / secs:7.1f} articles/s  top-10 overlap vs float32 {overlap:.3f}", flush=True)
+        print(
+            f"backend {backend:8} {len(sample) / secs:7.1f} articles/s  top-10 overlap vs float32 {overlap:.3f}",
+            flush=True,
+        )
     base = table[args.backends.split(",")[0]]["articles_per_s"]
     for row in table.values():
         row["speedup_vs_first"] = round(row["articles_per_s"] / base, 2)

@@ -47,17 +47,28 @@ def main() -> int:
         index = args.index_dir
         if index is None:
             index = Path(tmp) / "demo"
-            subprocess.run([*base, "build", str(DEMO_CORPUS), "--index-dir", str(index)], env=subprocess_env(), check=True, capture_output=True)
+            subprocess.run(
+                [*base, "build", str(DEMO_CORPUS), "--index-dir", str(index)],
+                env=subprocess_env(),
+                check=True,
+                capture_output=True,
+            )
         reference = _time([sys.executable, "-c", "pass"], args.runs)
         print(f"{'python -c pass (reference)':34} {reference:6.3f} s")
         failed = False
-        for label, extra in (("--help", ["--help"]), ("index list", ["index", "list"]), ("related demo-006", ["related", "demo-006"])):
+        for label, extra in (
+            ("--help", ["--help"]),
+            ("index list", ["index", "list"]),
+            ("related demo-006", ["related", "demo-006"]),
+        ):
             command = [*base, *extra] + (["--index-dir", str(index)] if label != "--help" else [])
             seconds = _time(command, args.runs)
             target = TARGETS[label]
             verdict = "ok" if seconds < target else "OVER"
             failed |= seconds >= target
-            print(f"{'recommender ' + label:34} {seconds:6.3f} s  ({seconds / reference:5.1f}x the reference; target < {target} s: {verdict})")
+            print(
+                f"{'recommender ' + label:34} {seconds:6.3f} s  ({seconds / reference:5.1f}x the reference; target < {target} s: {verdict})"
+            )
     print(machine_line())
     return 1 if failed else 0
 

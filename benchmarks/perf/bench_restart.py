@@ -42,7 +42,9 @@ def _first_200(url: str, started: float, deadline: float) -> float:
 def _restart(root: Path, log: Path) -> tuple[float, float, dict]:
     server = ServerProcess(root, log, poll_interval=0)
     started = time.monotonic()
-    server.proc = subprocess.Popen([sys.executable, "-m", "service"], env=server.env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=server.env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
+    )  # noqa: SIM115
     try:
         healthy = _first_200(server.url + "/healthz", started, started + 120)
         ready = _first_200(server.url + "/readyz", started, started + 600)
@@ -57,7 +59,11 @@ def _round(demo: Path, work: Path, pending: int, label: str) -> tuple[float, flo
     server = ServerProcess(root, work / f"{label}-writes.log", poll_interval=0).start(timeout=120)
     with server.client(headers=admin_headers()) as c:
         for n in range(pending):
-            body = {"title": f"Harbour strike update {n}", "body": "Dock workers walked out again. " * 30, "section": "business"}
+            body = {
+                "title": f"Harbour strike update {n}",
+                "body": "Dock workers walked out again. " * 30,
+                "section": "business",
+            }
             r = c.put(f"/v1/articles/bench/{n}", json=body)
             r.raise_for_status()
     server.kill9()
@@ -90,7 +96,9 @@ def main() -> int:
     for label, values in rows.items():
         healthy = statistics.median(h for h, _ in values)
         ready = statistics.median(r for _, r in values)
-        print(f"{label:>14}: median /healthz {healthy:.2f} s, /readyz {ready:.2f} s ({ready / reference:.2f}x the 0-pending restart)")
+        print(
+            f"{label:>14}: median /healthz {healthy:.2f} s, /readyz {ready:.2f} s ({ready / reference:.2f}x the 0-pending restart)"
+        )
         print(f"{'':>14}  last load: {json.dumps(last[label])}")
     print(machine_line())
     return 0

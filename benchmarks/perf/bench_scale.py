@@ -64,7 +64,9 @@ def corpus(cache: Path, n: int) -> Path:
 
 
 # -- 1. build -------------------------------------------------------------------------------------------
-def _run_build(cache: Path, label: str, export: Path, index_dir: Path, backend: str, max_seq_length: int, tag: str) -> tuple[dict, float, float]:
+def _run_build(
+    cache: Path, label: str, export: Path, index_dir: Path, backend: str, max_seq_length: int, tag: str
+) -> tuple[dict, float, float]:
     """One ``recommender build`` subprocess: (its JSON report, wall seconds, peak RSS in MB)."""
     cmd = [sys.executable, "-m", "recommender", "-v", "build", str(export), "--index-dir", str(index_dir),
            "--backend", backend, "--json"]  # fmt: skip
@@ -82,7 +84,9 @@ def _run_build(cache: Path, label: str, export: Path, index_dir: Path, backend: 
     return json.loads(out), wall, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool, max_seq_length: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def build(
+    cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool, max_seq_length: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The build that embedded this size (cached), and with ``rebuild`` a nightly rebuild of the unchanged export."""
     label = _label(n)
     index_dir = cache / f"index-{label}"
@@ -91,7 +95,11 @@ def build(cache: Path, n: int, smaller: int | None, backend: str, rebuild: bool,
     if result_path.exists() and (index_dir / "CURRENT").exists():
         result = json.loads(result_path.read_text())
     else:
-        if not (index_dir / "CURRENT").exists() and smaller and (cache / f"index-{_label(smaller)}" / "CURRENT").exists():
+        if (
+            not (index_dir / "CURRENT").exists()
+            and smaller
+            and (cache / f"index-{_label(smaller)}" / "CURRENT").exists()
+        ):
             shutil.rmtree(index_dir, ignore_errors=True)  # seed with the smaller index: reuse its vectors
             shutil.copytree(cache / f"index-{_label(smaller)}", index_dir, ignore=shutil.ignore_patterns("build.lock"))
         report, wall, peak = _run_build(cache, label, export, index_dir, backend, max_seq_length, "build")
@@ -148,7 +156,9 @@ def _memory(pid: int) -> dict[str, float]:
             "file_backed_mb": round(fields.get("Rss", 0) - fields.get("Anonymous", 0), 1)}  # fmt: skip
 
 
-def serve(index_dir: Path, ids: list[str], log_path: Path, *, mmap: bool, requests: int, drafts: list[dict]) -> dict[str, Any]:
+def serve(
+    index_dir: Path, ids: list[str], log_path: Path, *, mmap: bool, requests: int, drafts: list[dict]
+) -> dict[str, Any]:
     import httpx
     from service_fixtures import ServerProcess, wait_until
 
@@ -235,7 +245,11 @@ def compressed(index_dir: Path, kinds: list[str], queries: int = 2000) -> list[d
         per_query_ms = (time.perf_counter() - t0) * 1000 / queries
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         size = len(faiss.serialize_index(store.index))
-        knob = {"efSearch": int(store.index.hnsw.efSearch)} if hasattr(store.index, "hnsw") else ({"nprobe": int(store.index.nprobe)} if hasattr(store.index, "nprobe") else {})
+        knob = (
+            {"efSearch": int(store.index.hnsw.efSearch)}
+            if hasattr(store.index, "hnsw")
+            else ({"nprobe": int(store.index.nprobe)} if hasattr(store.index, "nprobe") else {})
+        )
         rows.append({"index_type": kind, "search_params": knob, "recall_at_10": round(recall_at_k(found, exact, 10), 4),
                      "index_mb": round(size / 2**20, 1), "bytes_per_vector": round(size / len(vectors), 1),
                      "build_s": None if build_s != build_s else round(build_s, 1), "search_ms": round(per_query_ms, 3)})  # fmt: skip
@@ -270,17 +284,33 @@ def table(results: dict[str, Any]) -> str:
     row("nightly rebuild peak RSS, GB", lambda r, n: f"{r['rebuild']['peak_rss_mb'] / 1024:.2f}")
     row("index on disk, GB", lambda r, n: f"{(r.get('rebuild') or r['build'])['disk_bytes'] / 2**30:.2f}")
     row("service RSS, GB (loaded)", lambda r, n: f"{r['serve']['loaded']['rss_mb'] / 1024:.2f}")
-    row("service private memory per article, KB (loaded)",
-        lambda r, n: f"{(r['serve']['loaded']['anonymous_mb'] - results['baseline']['anonymous_mb']) * 1024 / n:.2f}")
+    row(
+        "service private memory per article, KB (loaded)",
+        lambda r, n: f"{(r['serve']['loaded']['anonymous_mb'] - results['baseline']['anonymous_mb']) * 1024 / n:.2f}",
+    )
     row("service private memory, GB (mmap)", lambda r, n: f"{r['serve']['mmap']['anonymous_mb'] / 1024:.2f}")
-    row("service private memory per article, KB (mmap)",
-        lambda r, n: f"{(r['serve']['mmap']['anonymous_mb'] - results['baseline']['anonymous_mb']) * 1024 / n:.2f}")
+    row(
+        "service private memory per article, KB (mmap)",
+        lambda r, n: f"{(r['serve']['mmap']['anonymous_mb'] - results['baseline']['anonymous_mb']) * 1024 / n:.2f}",
+    )
     row("service time to ready, s", lambda r, n: f"{r['serve']['loaded']['ready_s']:.0f}")
-    row("related-by-id p50 / p99, ms", lambda r, n: "{p50:.1f} / {p99:.1f}".format(**r["serve"]["loaded"]["related_by_id_ms"]))
-    row("related-for-text p50 / p99, ms", lambda r, n: "{p50:.1f} / {p99:.1f}".format(**r["serve"]["loaded"]["related_for_text_ms"]))
+    row(
+        "related-by-id p50 / p99, ms",
+        lambda r, n: "{p50:.1f} / {p99:.1f}".format(**r["serve"]["loaded"]["related_by_id_ms"]),
+    )
+    row(
+        "related-for-text p50 / p99, ms",
+        lambda r, n: "{p50:.1f} / {p99:.1f}".format(**r["serve"]["loaded"]["related_for_text_ms"]),
+    )
     row("FAISS recall@10 vs exact (2,000 queries)", lambda r, n: f"{r['recall']['recall_at_10']:.4f}")
-    row("TF-IDF candidate recall@10 vs exact (build, 500 queries)",
-        lambda r, n: "exact" if r["build"].get("lexical_recall_at_10_build") is None else f"{r['build']['lexical_recall_at_10_build']:.4f}")
+    row(
+        "TF-IDF candidate recall@10 vs exact (build, 500 queries)",
+        lambda r, n: (
+            "exact"
+            if r["build"].get("lexical_recall_at_10_build") is None
+            else f"{r['build']['lexical_recall_at_10_build']:.4f}"
+        ),
+    )
     return "\n".join(lines)
 
 
@@ -302,7 +332,12 @@ def plot(results: dict[str, Any], out: Path) -> None:
         axes[0].plot(xs, ys, marker="o", label=stage.replace("_projected", " (projected)"))
     axes[0].set(xscale="log", yscale="log", xlabel="articles", ylabel="seconds", title="build time by stage")
     axes[0].legend(fontsize=7)
-    for key, label in (("disk", "index on disk"), ("build", "build peak RSS"), ("loaded", "service RSS"), ("mmap", "service private (mmap)")):
+    for key, label in (
+        ("disk", "index on disk"),
+        ("build", "build peak RSS"),
+        ("loaded", "service RSS"),
+        ("mmap", "service private (mmap)"),
+    ):
         ys = []
         for n in sizes:
             r = results["sizes"][n]
@@ -328,15 +363,28 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--backend", default="bf16", help="embedding backend of the builds [bf16]")
-    parser.add_argument("--max-seq-length", type=int, default=64,
-                        help="word pieces embedded per article [64: a headline and lead; 1M real vectors in ~2 h on 2 cores]")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="also run a nightly rebuild of the unchanged export (every vector reused) and serve what it publishes")
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=64,
+        help="word pieces embedded per article [64: a headline and lead; 1M real vectors in ~2 h on 2 cores]",
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="also run a nightly rebuild of the unchanged export (every vector reused) and serve what it publishes",
+    )
     parser.add_argument("--requests", type=int, default=1000, help="related-by-id requests per service run [1000]")
     parser.add_argument("--drafts", type=int, default=100, help="related-for-text requests per service run [100]")
-    parser.add_argument("--compressed", action="store_true", help="also measure compressed index types at the largest size")
-    parser.add_argument("--report-only", action="store_true", help="print the table and draw the plot from cached results")
-    parser.add_argument("--compressed-only", action="store_true", help="only the index-type table, on the largest cached size")
+    parser.add_argument(
+        "--compressed", action="store_true", help="also measure compressed index types at the largest size"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the table and draw the plot from cached results"
+    )
+    parser.add_argument(
+        "--compressed-only", action="store_true", help="only the index-type table, on the largest cached size"
+    )
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "scale.png")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -358,17 +406,25 @@ def main() -> int:
                             "--index-dir", str(demo)], env=subprocess_env(), check=True, capture_output=True)  # fmt: skip
         demo_ids = [f"demo-{i:03d}" for i in range(1, 101)]
         baseline_drafts = [{k: v for k, v in r.items() if k != "id"} for r in synthetic_corpus.articles(5, seed=98)]
-        results["baseline"] = serve(demo, demo_ids, args.cache / "serve-demo.log", mmap=False, requests=100, drafts=baseline_drafts)
+        results["baseline"] = serve(
+            demo, demo_ids, args.cache / "serve-demo.log", mmap=False, requests=100, drafts=baseline_drafts
+        )
         print(f"[baseline] service on the demo index: {results['baseline']}", flush=True)
         smaller = None
         for n in sorted(args.sizes):
             label = _label(n)
             entry = results["sizes"].setdefault(str(n), {})
             entry["build"], rebuilt = build(args.cache, n, smaller, args.backend, args.rebuild, args.max_seq_length)
-            print(f"[{label}] build: {json.dumps({k: v for k, v in entry['build'].items() if k != 'disk_files'})}", flush=True)
+            print(
+                f"[{label}] build: {json.dumps({k: v for k, v in entry['build'].items() if k != 'disk_files'})}",
+                flush=True,
+            )
             if rebuilt is not None:
                 entry["rebuild"] = rebuilt
-                print(f"[{label}] rebuild: {json.dumps({k: v for k, v in rebuilt.items() if k != 'disk_files'})}", flush=True)
+                print(
+                    f"[{label}] rebuild: {json.dumps({k: v for k, v in rebuilt.items() if k != 'disk_files'})}",
+                    flush=True,
+                )
             index_dir = args.cache / f"index-{label}"
             ids = [f"syn-{i:07d}" for i in range(n)]
             rng = random.Random(3)
@@ -400,12 +456,16 @@ def main() -> int:
             print(f"plot: {args.plot}")
     if results.get("compressed"):
         print(f"\nindex types at {_label(results['compressed']['size'])} (same vectors, 2,000 queries, one thread):\n")
-        print("| index type | search breadth | recall@10 vs exact | index size, MB | bytes per vector | build, s | search, ms/query |")
+        print(
+            "| index type | search breadth | recall@10 vs exact | index size, MB | bytes per vector | build, s | search, ms/query |"
+        )
         print("|---|---|---|---|---|---|---|")
         for r in results["compressed"]["rows"]:
             built = "(the build's)" if r["build_s"] is None else f"{r['build_s']:.0f}"
             knob = ", ".join(f"{k} {v}" for k, v in r.get("search_params", {}).items()) or "exact"
-            print(f"| {r['index_type']} | {knob} | {r['recall_at_10']:.4f} | {r['index_mb']:,.0f} | {r['bytes_per_vector']:,.0f} | {built} | {r['search_ms']:.2f} |")
+            print(
+                f"| {r['index_type']} | {knob} | {r['recall_at_10']:.4f} | {r['index_mb']:,.0f} | {r['bytes_per_vector']:,.0f} | {built} | {r['search_ms']:.2f} |"
+            )
     return 0
 
 

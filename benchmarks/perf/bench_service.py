@@ -172,7 +172,10 @@ async def _httpx_load(base: str, paths: list[str], duration: float, connections:
         await asyncio.gather(*(worker() for _ in range(connections)))
         seconds = time.perf_counter() - started
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    def pick(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
     return {
         "requests": len(latencies),
         "seconds": seconds,

@@ -64,7 +64,9 @@ def main() -> int:
     tfidf = LexicalModel().fit(texts)
     print(f"TF-IDF (the build's LexicalModel)   nDCG@10 {score(ranked(tfidf.matrix_, ids)):.4f}")
     p = tfidf.params
-    counts = CountVectorizer(stop_words=p.stop_words, min_df=p.min_df, max_df=p.max_df, ngram_range=(1, p.ngram_max)).fit_transform(texts)
+    counts = CountVectorizer(
+        stop_words=p.stop_words, min_df=p.min_df, max_df=p.max_df, ngram_range=(1, p.ngram_max)
+    ).fit_transform(texts)
     for k1 in (0.9, 1.2, 1.6, 2.0):
         for b in (0.5, 0.75, 1.0):
             print(f"BM25 k1={k1:<4} b={b:<5}            nDCG@10 {score(ranked(bm25_matrix(counts, k1, b), ids)):.4f}")

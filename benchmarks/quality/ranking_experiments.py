@@ -40,13 +40,22 @@ def name_features(articles) -> Callable:
 
     months = "January February March April May June July August September October November December"
     days = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday"
-    stop = {w.capitalize() for w in ENGLISH_STOP_WORDS} | set(months.split()) | set(days.split()) | {"Mr", "Mrs", "Ms", "Dr"}
+    stop = (
+        {w.capitalize() for w in ENGLISH_STOP_WORDS}
+        | set(months.split())
+        | set(days.split())
+        | {"Mr", "Mrs", "Ms", "Dr"}
+    )
 
     def names(article) -> list[str]:
         out = []
         for sentence in re.split(r"(?<=[.!?\"])\s+", f"{article.title}. {article.body}"):
             tokens = re.findall(r"[A-Za-z][\w'-]*|\d[\d,.]*", sentence)
-            out += [t.lower() for j, t in enumerate(tokens) if (j > 0 and t[0].isupper() and t not in stop) or t[0].isdigit()]
+            out += [
+                t.lower()
+                for j, t in enumerate(tokens)
+                if (j > 0 and t[0].isupper() and t not in stop) or t[0].isdigit()
+            ]
         return out
 
     matrix = TfidfVectorizer(analyzer=names, sublinear_tf=True).fit_transform(articles)
@@ -66,7 +75,9 @@ def main() -> None:
     from recommender.lexical import row_dots
 
     embedder = Embedder()
-    rec = Recommender.open(build("ecbplus-lead-120", ECB / "articles.jsonl", embedder, lead_words=120), embedder=embedder)
+    rec = Recommender.open(
+        build("ecbplus-lead-120", ECB / "articles.jsonl", embedder, lead_words=120), embedder=embedder
+    )
     qrels = load_qrels(ECB / "qrels.tsv")
     queries = sorted(q for q in qrels if q in rec)
     articles = [rec.catalog.articles[i] for i in range(rec.catalog.base_count)]
@@ -100,6 +111,7 @@ def main() -> None:
         print("== a name/number overlap feature added to the fused score")
         names = name_features(articles)
         for beta in (0.05, 0.1, 0.2, 0.3, 0.5):
+
             def fuse_names(c, config, beta=beta):
                 return original_fuse(c, config) + beta * names(c.positions, current["position"])
 
@@ -109,6 +121,7 @@ def main() -> None:
         print("== propagation over the candidates' similarity graph (personalised PageRank) instead of feedback")
         for alpha in (0.3, 0.5, 0.7):
             for neighbours in (5, 10, 0):
+
                 def fuse_graph(c, config, alpha=alpha, neighbours=neighbours):
                     w = config.semantic_weight
                     r = w * c.semantic + (1 - w) * c.lexical
@@ -127,6 +140,7 @@ def main() -> None:
 
         print("== feedback documents chosen as distinct stories, not copies of the source")
         for threshold in (0.5, 0.7):
+
             def fuse_distinct(c, config, threshold=threshold):
                 w = config.semantic_weight
                 r = w * c.semantic + (1 - w) * c.lexical

@@ -28,7 +28,9 @@ def _index(cache: Path, name: str, articles: list, settings) -> Path:
     if not (folder / "current").exists():
         export = cache / f"{name}.jsonl"
         export.parent.mkdir(parents=True, exist_ok=True)
-        export.write_text("".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+        export.write_text(
+            "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in articles), encoding="utf-8"
+        )
         build_index([export], settings.overridden(index_dir=folder))
     return folder
 
@@ -55,10 +57,15 @@ def main() -> None:
     groups = story_groups(qrels)
     settings = Settings()
     parts = []
-    for name, subset in [("dense", articles)] + [(f"sparse-{s}", sparse_stories(articles, "story_id", s)) for s in SEEDS]:
+    for name, subset in [("dense", articles)] + [
+        (f"sparse-{s}", sparse_stories(articles, "story_id", s)) for s in SEEDS
+    ]:
         rec = Recommender.open(_index(args.cache, name, subset, settings), relevance=None)
         pairs = labelled_pairs(rec, qrels, groups=groups, min_grade=args.min_grade)
-        print(f"{name}: {len(subset)} articles, {pairs.queries} queries, {len(pairs.y)} pairs, {int(pairs.y.sum())} related", flush=True)
+        print(
+            f"{name}: {len(subset)} articles, {pairs.queries} queries, {len(pairs.y)} pairs, {int(pairs.y.sum())} related",
+            flush=True,
+        )
         parts.append(pairs)
         model_id = rec.manifest.model
     meta = {
@@ -70,7 +77,9 @@ def main() -> None:
     model, report = fit_relevance(Pairs.concat(parts), method=args.method, meta=meta)
     model.save(args.out)
     cv = report["cross_validated"]
-    print(f"pairs {report['pairs']} (related {report['related_share']:.1%}), stories {report['stories']}, {report['folds']} folds")
+    print(
+        f"pairs {report['pairs']} (related {report['related_share']:.1%}), stories {report['stories']}, {report['folds']} folds"
+    )
     print(f"cross-validated: ECE {cv['ece']}, Brier {cv['brier']}, AUC {cv['auc']}")
     for row in cv["bins"]:
         print(f"  {row['bin']}: n={row['n']:6d} predicted {row['predicted']:.3f} observed {row['observed']:.3f}")

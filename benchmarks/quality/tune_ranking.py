@@ -65,7 +65,12 @@ def main() -> None:
     if args.reuters_only:
         variants = {}
     print("== text preparation: raw embedding cosine nDCG@10 on ecbplus-dev", flush=True)
-    variants = {"title": dict(text_strategy="title"), "lead-60": dict(lead_words=60), "lead-120": dict(lead_words=120), "lead-200": dict(lead_words=200)}
+    variants = {
+        "title": dict(text_strategy="title"),
+        "lead-60": dict(lead_words=60),
+        "lead-120": dict(lead_words=120),
+        "lead-200": dict(lead_words=200),
+    }
     if args.reuters_only:
         variants = {}
     for name, kw in variants.items():

@@ -114,7 +114,9 @@ def load_backend(
     if name in TORCH_BACKENDS:
         from .torch_backend import TorchBackend
 
-        return TorchBackend(name, load_from, model_id, batch_size=batch_size, max_seq_length=max_seq_length, device=device)
+        return TorchBackend(
+            name, load_from, model_id, batch_size=batch_size, max_seq_length=max_seq_length, device=device
+        )
     if name not in EXTRAS:
         raise ConfigurationError(f"embedding backend must be one of auto, {', '.join(BACKEND_NAMES)}, got {name!r}")
     if device != "cpu":
@@ -130,4 +132,6 @@ def load_backend(
         return OnnxBackend(spec, batch_size=batch_size, int8=name == "onnx-int8", threads=threads(), cache=cache_path)
     from .openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(spec, batch_size=batch_size, bf16=name == "openvino-bf16", threads=threads(), cache=cache_path)
+    return OpenVinoBackend(
+        spec, batch_size=batch_size, bf16=name == "openvino-bf16", threads=threads(), cache=cache_path
+    )

@@ -64,10 +64,21 @@ def read_model_spec(path: str | Path, model_id: str, max_seq_length: int | None)
     """``max_seq_length`` caps the folder's own (``sentence_bert_config.json``), as the torch path does."""
     folder = Path(path)
     if not folder.is_dir():  # a hub name, loadable by torch from a local hub cache only
-        return ModelSpec(folder, model_id, int(max_seq_length or 512), "mean_tokens", True, 0, "", False,
-                         f"{folder} is not a local model folder")
+        return ModelSpec(
+            folder,
+            model_id,
+            int(max_seq_length or 512),
+            "mean_tokens",
+            True,
+            0,
+            "",
+            False,
+            f"{folder} is not a local model folder",
+        )
     config = _load_json(folder / "config.json") if (folder / "config.json").exists() else {}
-    st_config = _load_json(folder / "sentence_bert_config.json") if (folder / "sentence_bert_config.json").exists() else {}
+    st_config = (
+        _load_json(folder / "sentence_bert_config.json") if (folder / "sentence_bert_config.json").exists() else {}
+    )
     own = st_config.get("max_seq_length") or config.get("max_position_embeddings") or 512
     length = min(int(max_seq_length), int(own)) if max_seq_length else int(own)
 
@@ -77,13 +88,21 @@ def read_model_spec(path: str | Path, model_id: str, max_seq_length: int | None)
     types = [m.get("type", "") for m in modules]
     if not modules:
         why_not = "no modules.json"
-    elif types[0] != _TRANSFORMER or _POOLING not in types or any(t not in (_TRANSFORMER, _POOLING, _NORMALIZE) for t in types):
+    elif (
+        types[0] != _TRANSFORMER
+        or _POOLING not in types
+        or any(t not in (_TRANSFORMER, _POOLING, _NORMALIZE) for t in types)
+    ):
         why_not = f"module stack {[t.rsplit('.', 1)[-1] for t in types]} (exported backends run Transformer, Pooling, Normalize)"
     else:
         pool_dir = next(m.get("path", "") for m in modules if m.get("type") == _POOLING)
         pool_cfg = _load_json(folder / pool_dir / "config.json")
         modes = [m for m in POOLING_MODES if pool_cfg.get(f"pooling_mode_{m}")]
-        others = [k for k, v in pool_cfg.items() if k.startswith("pooling_mode_") and v and k[len("pooling_mode_"):] not in POOLING_MODES]
+        others = [
+            k
+            for k, v in pool_cfg.items()
+            if k.startswith("pooling_mode_") and v and k[len("pooling_mode_") :] not in POOLING_MODES
+        ]
         if len(modes) != 1 or others:
             why_not = f"pooling {modes + others} (exported backends do one of {', '.join(POOLING_MODES)})"
         else:

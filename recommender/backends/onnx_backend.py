@@ -16,8 +16,9 @@ __all__ = ["OnnxBackend"]
 class OnnxBackend:
     """``int8``: dynamic quantisation (int8 weights, activations quantised per batch); float32 otherwise."""
 
-    def __init__(self, spec: ModelSpec, *, batch_size: int, int8: bool = False, threads: int = 0,
-                 cache: Path | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, batch_size: int, int8: bool = False, threads: int = 0, cache: Path | None = None
+    ) -> None:
         import onnxruntime as ort
 
         from .export import onnx_int8_model, onnx_model
@@ -39,8 +40,12 @@ class OnnxBackend:
         self._threads = threads
 
     def info(self) -> dict:
-        return {"library": f"onnxruntime {self._version}", "precision": "int8-dynamic" if "int8" in self.name else "f32",
-                "threads": self._threads or "default", "model_file": str(self.path)}
+        return {
+            "library": f"onnxruntime {self._version}",
+            "precision": "int8-dynamic" if "int8" in self.name else "f32",
+            "threads": self._threads or "default",
+            "model_file": str(self.path),
+        }
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]

@@ -26,8 +26,9 @@ def bf16_supported() -> bool:
 
 
 class OpenVinoBackend:
-    def __init__(self, spec: ModelSpec, *, batch_size: int, bf16: bool = False, threads: int = 0,
-                 cache: Path | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, batch_size: int, bf16: bool = False, threads: int = 0, cache: Path | None = None
+    ) -> None:
         import openvino as ov
 
         from .export import openvino_model
@@ -58,8 +59,12 @@ class OpenVinoBackend:
         self._threads = threads
 
     def info(self) -> dict:
-        return {"library": f"openvino {self._version}", "precision": self.precision,
-                "threads": self._threads or "default", "model_file": str(self.path)}
+        return {
+            "library": f"openvino {self._version}",
+            "precision": self.precision,
+            "threads": self._threads or "default",
+            "model_file": str(self.path),
+        }
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         result = self.request.infer(feeds)

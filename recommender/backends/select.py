@@ -144,16 +144,30 @@ def _measure(
             continue
         started = time.perf_counter()
         try:
-            backend = loader(name, load_from, spec.model_id, batch_size=BATCH_SIZE, max_seq_length=spec.max_seq_length,
-                             cache=cache, spec=spec)
+            backend = loader(
+                name,
+                load_from,
+                spec.model_id,
+                batch_size=BATCH_SIZE,
+                max_seq_length=spec.max_seq_length,
+                cache=cache,
+                spec=spec,
+            )
             backend.encode(list(sample[:8]))  # first calls allocate and compile
         except Exception as exc:  # noqa: BLE001 - any failure of a backend is reported in its row, never chosen
             logger.warning("backend %s failed to load: %s", name, exc)
             rows[name] = {"backend": name, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
             continue
         loaded[name] = backend
-        rows[name] = {"backend": name, "status": "ok", "load_s": round(time.perf_counter() - started, 2),
-                      "info": backend.info(), "_s": 0.0, "_n": 0, "_v": []}
+        rows[name] = {
+            "backend": name,
+            "status": "ok",
+            "load_s": round(time.perf_counter() - started, 2),
+            "info": backend.info(),
+            "_s": 0.0,
+            "_n": 0,
+            "_v": [],
+        }
     step = -(-len(sample) // CHUNKS)
     order = list(loaded)
     for c, start in enumerate(range(0, len(sample), step)):
@@ -179,10 +193,17 @@ def _measure(
             ref_rate = rows[REFERENCE]["_n"] / rows[REFERENCE]["_s"]
             for name in order:
                 row = rows[name]
-                if name != REFERENCE and row["status"] == "ok" and row["_s"] and row["_n"] / row["_s"] < PRUNE * ref_rate:
+                if (
+                    name != REFERENCE
+                    and row["status"] == "ok"
+                    and row["_s"]
+                    and row["_n"] / row["_s"] < PRUNE * ref_rate
+                ):
                     row["pruned"] = True
-                    row["reason"] = (f"{row['_n'] / row['_s'] / ref_rate:.2f}x float32 on the first {len(chunk)} texts: "
-                                     "not measured further")
+                    row["reason"] = (
+                        f"{row['_n'] / row['_s'] / ref_rate:.2f}x float32 on the first {len(chunk)} texts: "
+                        "not measured further"
+                    )
     reference = None
     if rows.get(REFERENCE, {}).get("status") == "ok":
         reference = np.vstack(rows[REFERENCE]["_v"])
@@ -195,9 +216,16 @@ def _measure(
         row["articles_per_s"] = round(count / secs, 1) if secs else None
         vectors = np.vstack(parts)
         norms = np.linalg.norm(vectors, axis=1)
-        if vectors.dtype != np.float32 or vectors.shape != (count, spec.dimension) or not np.all(np.isfinite(vectors)) \
-                or np.abs(norms - 1).max() > 1e-3:
-            row.update(status="failed", reason=f"bad vectors: {vectors.dtype} {vectors.shape}, norms {norms.min():.3f}-{norms.max():.3f}")
+        if (
+            vectors.dtype != np.float32
+            or vectors.shape != (count, spec.dimension)
+            or not np.all(np.isfinite(vectors))
+            or np.abs(norms - 1).max() > 1e-3
+        ):
+            row.update(
+                status="failed",
+                reason=f"bad vectors: {vectors.dtype} {vectors.shape}, norms {norms.min():.3f}-{norms.max():.3f}",
+            )
             continue
         if reference is not None and not row.get("pruned"):
             row["top10_agreement"] = round(top_k_agreement(vectors, reference), 4)
@@ -255,8 +283,16 @@ def _read(path: Path, key: dict[str, Any]) -> Selection | None:
         choice = data["choice"]
         if choice not in BACKEND_NAMES or not isinstance(rows, list):
             raise ValueError(f"choice {choice!r}")
-        return Selection(choice=choice, rows=rows, key=key, measured_at=str(data["measured_at"]),
-                         seconds=float(data["seconds"]), cached=True, path=str(path), floor=float(data["floor"]))
+        return Selection(
+            choice=choice,
+            rows=rows,
+            key=key,
+            measured_at=str(data["measured_at"]),
+            seconds=float(data["seconds"]),
+            cached=True,
+            path=str(path),
+            floor=float(data["floor"]),
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -316,9 +352,16 @@ def resolve_auto(
             path=str(path),
             extra={"load_average": [round(x, 2) for x in os.getloadavg()]},
         )
-        record = {"format": _FORMAT, "key": key, "choice": choice, "floor": AGREEMENT_FLOOR, "rows": rows,
-                  "measured_at": selection.measured_at, "seconds": selection.seconds,
-                  "load_average": selection.extra["load_average"]}
+        record = {
+            "format": _FORMAT,
+            "key": key,
+            "choice": choice,
+            "floor": AGREEMENT_FLOOR,
+            "rows": rows,
+            "measured_at": selection.measured_at,
+            "seconds": selection.seconds,
+            "load_average": selection.extra["load_average"],
+        }
         if fd is not None:
             try:
                 atomic_write_json(path, record)  # temp file, fsync, os.replace: readers never see half a file
@@ -332,7 +375,16 @@ def resolve_auto(
 
 
 # -- the table for `recommender backends` ---------------------------------------------------------------------------
-_COLUMNS = ("backend", "status", "articles_per_s", "ratio_vs_float32", "top10_agreement", "min_cosine", "load_s", "reason")
+_COLUMNS = (
+    "backend",
+    "status",
+    "articles_per_s",
+    "ratio_vs_float32",
+    "top10_agreement",
+    "min_cosine",
+    "load_s",
+    "reason",
+)
 
 
 def backend_selection(
@@ -367,7 +419,9 @@ def format_table(selection: Selection) -> str:
     def num(value: Any, fmt: str) -> str:
         return format(value, fmt) if isinstance(value, (int, float)) else "-".rjust(int(fmt.split(".")[0]))
 
-    lines = [f"{'backend':14} {'precision':>12} {'articles/s':>10} {'x float32':>9} {'top-10':>7} {'min cos':>8}  status"]
+    lines = [
+        f"{'backend':14} {'precision':>12} {'articles/s':>10} {'x float32':>9} {'top-10':>7} {'min cos':>8}  status"
+    ]
     for r in table_rows(selection):
         if r["status"] != "ok":
             status = f"{r['status']}: {r.get('reason') or ''}"

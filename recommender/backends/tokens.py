@@ -29,8 +29,14 @@ class Tokens:
         self.names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
-        out = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False,
-                             return_attention_mask=False, return_token_type_ids=False)
+        out = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return out["input_ids"]
 
     def batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:

@@ -15,8 +15,9 @@ __all__ = ["TorchBackend"]
 class TorchBackend:
     """``float32`` is exact; ``bf16`` runs under CPU autocast (AMX / AVX512-bf16 where the CPU has them)."""
 
-    def __init__(self, name: str, load_from: str, model: str, *, batch_size: int, max_seq_length: int | None,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, name: str, load_from: str, model: str, *, batch_size: int, max_seq_length: int | None, device: str = "cpu"
+    ) -> None:
         if name not in ("float32", "bf16"):
             raise ValueError(f"torch backend is float32 or bf16, got {name!r}")
         self.name = name

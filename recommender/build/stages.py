@@ -109,15 +109,18 @@ def load(state: BuildState) -> None:
         loaded.write_rejects(rejects_path)
         report.rejects_file = str(rejects_path)
     report.counts.update(
-        rows=loaded.rows, rejected=len(loaded.rejects), duplicates=loaded.duplicates, derived_titles=loaded.derived_titles
+        rows=loaded.rows,
+        rejected=len(loaded.rejects),
+        duplicates=loaded.duplicates,
+        derived_titles=loaded.derived_titles,
     )
     check_rejects(loaded, settings.max_reject_share, rejects_path)
     changes, state.wal_seq = ChangeLog(state.directory.root).snapshot()
     state.articles = fold(loaded.articles, changes) if changes else loaded.articles
     state.editorial = fold_editorial(_base_editorial(state), changes)
     report.counts["pins"] = len(state.editorial.pins)
-    report.counts["blocks"] = len(state.editorial.blocked_ids) + len(state.editorial.blocked_sections) + len(
-        state.editorial.blocked_pairs
+    report.counts["blocks"] = (
+        len(state.editorial.blocked_ids) + len(state.editorial.blocked_sections) + len(state.editorial.blocked_pairs)
     )
     state.live_changes = len(changes)
     report.counts["live_changes"] = len(changes)

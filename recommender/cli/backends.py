@@ -13,8 +13,12 @@ __all__ = ["backends"]
 
 
 def backends(
-    model: Annotated[Optional[str], typer.Option(metavar="NAME|DIR", help=setting_help("Model name or local folder.", "model"))] = None,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of reading the cached choice.")] = False,
+    model: Annotated[
+        Optional[str], typer.Option(metavar="NAME|DIR", help=setting_help("Model name or local folder.", "model"))
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Measure again instead of reading the cached choice.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time every embedding backend on a fixed sample and check its top-10 neighbours against float32; auto
@@ -33,6 +37,12 @@ def backends(
     from ..backends.select import format_table, table_rows
 
     if as_json:
-        typer.echo(json.dumps({"choice": selection.choice, "machine": selection.key.get("machine"), "rows": table_rows(selection)}, indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                {"choice": selection.choice, "machine": selection.key.get("machine"), "rows": table_rows(selection)},
+                indent=2,
+                default=str,
+            )
+        )
     else:
         typer.echo(format_table(selection))

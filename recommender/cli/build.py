@@ -15,19 +15,26 @@ __all__ = ["build"]
 
 def build(
     articles: Annotated[
-        list[Path], typer.Argument(metavar="EXPORT", help="JSONL, CSV or Parquet files, or folders of them.", show_default=False)
+        list[Path],
+        typer.Argument(metavar="EXPORT", help="JSONL, CSV or Parquet files, or folders of them.", show_default=False),
     ],
     index_dir: IndexDirOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged vectors.")] = False,
-    model: Annotated[Optional[str], typer.Option(metavar="NAME|DIR", help=setting_help("Model name or local folder.", "model"))] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged vectors.")
+    ] = False,
+    model: Annotated[
+        Optional[str], typer.Option(metavar="NAME|DIR", help=setting_help("Model name or local folder.", "model"))
+    ] = None,
     backend: Annotated[
         Optional[str], typer.Option(metavar="NAME", help=setting_help("Embedding backend.", "embedding_backend"))
     ] = None,
     index_type: Annotated[
-        Optional[str], typer.Option(metavar="TYPE", help=setting_help("auto, flat, hnsw, ivf, hnsw_sq8 or ivf_sq8.", "index_type"))
+        Optional[str],
+        typer.Option(metavar="TYPE", help=setting_help("auto, flat, hnsw, ivf, hnsw_sq8 or ivf_sq8.", "index_type")),
     ] = None,
     max_reject_share: Annotated[
-        Optional[float], typer.Option(metavar="X", help=setting_help("Fail above this share of bad rows.", "max_reject_share"))
+        Optional[float],
+        typer.Option(metavar="X", help=setting_help("Fail above this share of bad rows.", "max_reject_share")),
     ] = None,
     gate: Annotated[
         Optional[Path],
@@ -39,17 +46,30 @@ def build(
     max_drop: Annotated[
         float, typer.Option(metavar="X", min=0.0, help="Gate: refuse when nDCG@10 drops more than this.")
     ] = 0.01,
-    report: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Also write the JSON build report here.")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(metavar="FILE", help="Also write the JSON build report here.")
+    ] = None,
     engine: Annotated[
         Optional[str],
-        typer.Option(metavar="NAME", help=setting_help("Embedding engine: local, or ray (pip install '.[distributed]').", "engine")),
+        typer.Option(
+            metavar="NAME",
+            help=setting_help("Embedding engine: local, or ray (pip install '.[distributed]').", "engine"),
+        ),
     ] = None,
     ray_address: Annotated[
         Optional[str],
-        typer.Option(metavar="ADDRESS", help=setting_help("Ray cluster address, e.g. auto or ray://head:10001; unset starts a local Ray.", "ray_address")),
+        typer.Option(
+            metavar="ADDRESS",
+            help=setting_help(
+                "Ray cluster address, e.g. auto or ray://head:10001; unset starts a local Ray.", "ray_address"
+            ),
+        ),
     ] = None,
     ray_workers: Annotated[
-        Optional[int], typer.Option(metavar="N", min=1, help=setting_help("Embedding actors on Ray; unset: one per CPU.", "ray_workers"))
+        Optional[int],
+        typer.Option(
+            metavar="N", min=1, help=setting_help("Embedding actors on Ray; unset: one per CPU.", "ray_workers")
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -15,17 +15,28 @@ __all__ = ["calibrate"]
 
 def calibrate(
     qrels: Annotated[
-        Optional[Path], typer.Option(metavar="FILE", help="Judgments: a TSV (query_id, doc_id, grade, with header) or TREC qrels.")
+        Optional[Path],
+        typer.Option(metavar="FILE", help="Judgments: a TSV (query_id, doc_id, grade, with header) or TREC qrels."),
     ] = None,
     label_field: Annotated[
         Optional[str], typer.Option(metavar="NAME", help="Judgments from an article field, e.g. story_id.")
     ] = None,
-    grading: Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")] = "exact",
-    sessions: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Judgments from reading logs (sessions.jsonl).")] = None,
+    grading: Annotated[
+        str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")
+    ] = "exact",
+    sessions: Annotated[
+        Optional[Path], typer.Option(metavar="FILE", help="Judgments from reading logs (sessions.jsonl).")
+    ] = None,
     index_dir: IndexDirOpt = None,
-    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the model (JSON).")] = Path("relevance-model.json"),
-    method: Annotated[str, typer.Option(metavar="NAME", help="Calibration: isotonic or sigmoid (Platt; for few judgments).")] = "isotonic",
-    folds: Annotated[int, typer.Option(metavar="N", min=2, max=20, help="Cross-validation folds (grouped by story).")] = 5,
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the model (JSON).")] = Path(
+        "relevance-model.json"
+    ),
+    method: Annotated[
+        str, typer.Option(metavar="NAME", help="Calibration: isotonic or sigmoid (Platt; for few judgments).")
+    ] = "isotonic",
+    folds: Annotated[
+        int, typer.Option(metavar="N", min=2, max=20, help="Cross-validation folds (grouped by story).")
+    ] = 5,
     min_grade: Annotated[
         Optional[float],
         typer.Option(

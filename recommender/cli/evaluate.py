@@ -34,30 +34,48 @@ def _eval_cache_dir(paths: list[Path]) -> Path:
 def evaluate(
     report_dir: Annotated[
         Path,
-        typer.Option("--report", metavar="DIR", help="Folder for results.json, per-query files, report.html/md and plots.", show_default=False),
+        typer.Option(
+            "--report",
+            metavar="DIR",
+            help="Folder for results.json, per-query files, report.html/md and plots.",
+            show_default=False,
+        ),
     ],
     articles: Annotated[
         Optional[list[Path]],
-        typer.Option("--articles", metavar="FILE", help="Articles file(s); indexed into a cache unless --index-dir is given."),
+        typer.Option(
+            "--articles", metavar="FILE", help="Articles file(s); indexed into a cache unless --index-dir is given."
+        ),
     ] = None,
     qrels: Annotated[
-        Optional[Path], typer.Option(metavar="FILE", help="Ground truth: a TSV (query_id, doc_id, grade, with header) or TREC qrels.")
+        Optional[Path],
+        typer.Option(metavar="FILE", help="Ground truth: a TSV (query_id, doc_id, grade, with header) or TREC qrels."),
     ] = None,
     label_field: Annotated[
         Optional[str], typer.Option(metavar="NAME", help="Ground truth from an article field, e.g. story_id or topics.")
     ] = None,
-    grading: Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")] = "exact",
-    sessions: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")] = None,
+    grading: Annotated[
+        str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")
+    ] = "exact",
+    sessions: Annotated[
+        Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")
+    ] = None,
     index_dir: IndexDirOpt = None,
-    systems: Annotated[
-        str, typer.Option(metavar="NAME,...", help="Comma-separated systems.")
-    ] = SYSTEMS,
+    systems: Annotated[str, typer.Option(metavar="NAME,...", help="Comma-separated systems.")] = SYSTEMS,
     config: Annotated[
         Optional[list[Path]],
-        typer.Option("--config", metavar="FILE", help="Ranking configuration file(s) to compare (JSON/TOML); named by their 'name' or file stem."),
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Ranking configuration file(s) to compare (JSON/TOML); named by their 'name' or file stem.",
+        ),
     ] = None,
-    k: Annotated[Optional[list[int]], typer.Option("--k", metavar="N", help="Cutoffs, repeatable (default: 5 and 10).")] = None,
-    sample: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Evaluate a seeded random sample of this many queries.")] = None,
+    k: Annotated[
+        Optional[list[int]], typer.Option("--k", metavar="N", help="Cutoffs, repeatable (default: 5 and 10).")
+    ] = None,
+    sample: Annotated[
+        Optional[int], typer.Option(metavar="N", min=1, help="Evaluate a seeded random sample of this many queries.")
+    ] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed for sampling, bootstrap and the random baseline.")] = 0,
     sparse_stories: Annotated[
         Optional[int],
@@ -68,22 +86,32 @@ def evaluate(
         ),
     ] = None,
     story_field: Annotated[
-        str, typer.Option(metavar="NAME", help="The label that says which story an article belongs to (--sparse-stories).")
+        str,
+        typer.Option(metavar="NAME", help="The label that says which story an article belongs to (--sparse-stories)."),
     ] = "story_id",
     box_k: Annotated[int, typer.Option(metavar="N", min=1, max=50, help="Box size for the box metrics.")] = 6,
     events: Annotated[
         Optional[Path],
         typer.Option(
-            "--events", metavar="DIR", help="Online evaluation instead: the impression and click events in this folder, "
+            "--events",
+            metavar="DIR",
+            help="Online evaluation instead: the impression and click events in this folder, "
             "per variant (CTR, CTR by position, tests with visitors as the unit, sample-ratio check).",
         ),
     ] = None,
-    since: Annotated[Optional[str], typer.Option(metavar="DATE", help="With --events: only events at or after (ISO-8601).")] = None,
-    until: Annotated[Optional[str], typer.Option(metavar="DATE", help="With --events: only events before (ISO-8601).")] = None,
+    since: Annotated[
+        Optional[str], typer.Option(metavar="DATE", help="With --events: only events at or after (ISO-8601).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option(metavar="DATE", help="With --events: only events before (ISO-8601).")
+    ] = None,
     shares: Annotated[
         Optional[str],
-        typer.Option(metavar="NAME=SHARE,...", help="With --events: the traffic shares for the sample-ratio check "
-                     "(default: RECOMMENDER_VARIANTS; the first variant is the baseline)."),
+        typer.Option(
+            metavar="NAME=SHARE,...",
+            help="With --events: the traffic shares for the sample-ratio check "
+            "(default: RECOMMENDER_VARIANTS; the first variant is the baseline).",
+        ),
     ] = None,
 ) -> None:
     """Compare the default ranking with baselines (and configuration files) offline, with significance tests; or,
@@ -94,8 +122,13 @@ def evaluate(
     from ..errors import ConfigurationError
 
     if events is not None:
-        offline = {"--qrels": qrels, "--label-field": label_field, "--sessions": sessions, "--articles": articles or None,
-                   "--sparse-stories": sparse_stories}
+        offline = {
+            "--qrels": qrels,
+            "--label-field": label_field,
+            "--sessions": sessions,
+            "--articles": articles or None,
+            "--sparse-stories": sparse_stories,
+        }
         given = [flag for flag, value in offline.items() if value is not None]
         if given:
             fail(f"--events (online evaluation) cannot be combined with {', '.join(given)} (offline evaluation)", 2)

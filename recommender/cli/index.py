@@ -47,7 +47,9 @@ def index_list(index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
         fail(f"no versions in {settings.index_dir}; run `recommender build` first", 2)
     for info in infos:
         m = info.manifest
-        detail = f"{m.count} articles, {m.index_type}, {m.model}, built {m.created_at}" if m else f"BROKEN: {info.error}"
+        detail = (
+            f"{m.count} articles, {m.index_type}, {m.model}, built {m.created_at}" if m else f"BROKEN: {info.error}"
+        )
         typer.echo(f"{'*' if info.current else ' '} {info.name}  {detail}")
 
 
@@ -79,7 +81,8 @@ def index_info(
 @app.command("rollback")
 def index_rollback(
     version: Annotated[
-        Optional[str], typer.Argument(metavar="VERSION", help="Version to publish (default: the one before the current).")
+        Optional[str],
+        typer.Argument(metavar="VERSION", help="Version to publish (default: the one before the current)."),
     ] = None,
     index_dir: IndexDirOpt = None,
 ) -> None:
@@ -97,7 +100,10 @@ def index_rollback(
 @app.command("gc")
 def index_gc(
     index_dir: IndexDirOpt = None,
-    keep: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Versions to keep (default: 5; env RECOMMENDER_KEEP_VERSIONS).")] = None,
+    keep: Annotated[
+        Optional[int],
+        typer.Option(metavar="N", min=1, help="Versions to keep (default: 5; env RECOMMENDER_KEEP_VERSIONS)."),
+    ] = None,
 ) -> None:
     """Delete old versions, keeping the newest N and always the published one.
 

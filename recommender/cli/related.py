@@ -39,14 +39,17 @@ def related_options(**flags: Any) -> RelatedOptions:
 
 def related(
     article_id: Annotated[
-        Optional[str], typer.Argument(metavar="ID", help="Id of an indexed article (or give --url).", show_default=False)
+        Optional[str],
+        typer.Argument(metavar="ID", help="Id of an indexed article (or give --url).", show_default=False),
     ] = None,
     url: Annotated[
         Optional[str], typer.Option(metavar="URL", help="The article's page URL instead of its id (any variant of it).")
     ] = None,
     index_dir: IndexDirOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help=_help("k"))] = 6,
-    section: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Only these sections (repeatable).")] = None,
+    section: Annotated[
+        Optional[list[str]], typer.Option(metavar="NAME", help="Only these sections (repeatable).")
+    ] = None,
     exclude_section: Annotated[
         Optional[list[str]], typer.Option(metavar="NAME", help="Never these sections (repeatable).")
     ] = None,
@@ -56,15 +59,16 @@ def related(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help=_help("since"))] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help=_help("until"))] = None,
     freshness: Annotated[Optional[float], typer.Option(metavar="DAYS", help=_help("freshness"))] = None,
-    diversity: Annotated[Optional[float], typer.Option(metavar="X", help=_help("diversity", " Unset: the configuration's (0)."))] = None,
+    diversity: Annotated[
+        Optional[float], typer.Option(metavar="X", help=_help("diversity", " Unset: the configuration's (0)."))
+    ] = None,
     language: Annotated[Optional[str], typer.Option(metavar="CODE", help=_help("language"))] = None,
     window: Annotated[Optional[float], typer.Option(metavar="DAYS", help=_help("window"))] = None,
     exclude: Annotated[
-        Optional[list[str]], typer.Option(metavar="ID,...", help="Never these article ids (comma-separated, repeatable).")
+        Optional[list[str]],
+        typer.Option(metavar="ID,...", help="Never these article ids (comma-separated, repeatable)."),
     ] = None,
-    min_relevance: Annotated[
-        Optional[float], typer.Option(metavar="P", help=_help("min_relevance"))
-    ] = None,
+    min_relevance: Annotated[Optional[float], typer.Option(metavar="P", help=_help("min_relevance"))] = None,
     fill: Annotated[Optional[str], typer.Option(metavar="POLICY", help=_help("fill"))] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -85,7 +89,10 @@ def related(
         from ..engine import Recommender
 
         rec = Recommender.open(
-            settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=settings.relevance()
+            settings.index_dir,
+            config=settings.ranking_config(),
+            verify_digests=settings.verify_digests,
+            relevance=settings.relevance(),
         )
         source_id = rec.resolve_url(url) if url is not None else article_id
         return rec, source_id, rec.related(source_id, options.k, filters=options.filters(), **options.overrides())

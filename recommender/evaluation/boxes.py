@@ -64,7 +64,9 @@ def _grade(qrels: Mapping[str, Mapping[str, float]], query: str, item: str) -> f
     return float(qrels.get(query, {}).get(item, 0.0))
 
 
-def best_floor(runs: Runs, qrels: Mapping[str, Mapping[str, float]], grid: Sequence[float] | None = None) -> float | None:
+def best_floor(
+    runs: Runs, qrels: Mapping[str, Mapping[str, float]], grid: Sequence[float] | None = None
+) -> float | None:
     """The floor maximising (related items shown) - (unrelated items shown) over all boxes: show an item when it is
     more likely related than not. None for a system without scores. Ties go to the lower floor."""
     scores = [i.score for items in runs.values() for i in items if i.score is not None and not i.fallback]
@@ -156,4 +158,9 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
             ece += abs(predicted - observed) * mask.sum() / len(p)
             table.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(mask.sum()),
                           "predicted": round(predicted, 4), "observed": round(observed, 4)})  # fmt: skip
-    return {"pairs": len(p), "ece": round(float(ece), 4), "brier": round(float(np.mean((p - y) ** 2)), 4), "bins": table}
+    return {
+        "pairs": len(p),
+        "ece": round(float(ece), 4),
+        "brier": round(float(np.mean((p - y) ** 2)), 4),
+        "bins": table,
+    }

@@ -73,6 +73,7 @@ class Comparison:
 def _bootstrap_ci(differences: np.ndarray, n_bootstrap: int, confidence: float, seed: int) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean difference (scipy.stats.bootstrap, seeded)."""
     from scipy import stats
+
     if np.all(differences == differences[0]):
         value = float(differences[0])  # every resample has the same mean: the interval is that point
         return value, value

@@ -14,7 +14,14 @@ __all__ = [
     "BOX_COLUMNS",
     "box_rows",
     "format_boxes",
-    "metric_order","format_comparisons", "format_table", "fmt", "fmt_p", "sessions_line", "unknown_line"]
+    "metric_order",
+    "format_comparisons",
+    "format_table",
+    "fmt",
+    "fmt_p",
+    "sessions_line",
+    "unknown_line",
+]
 
 
 def fmt(value: Any) -> str:
@@ -122,7 +129,14 @@ def metric_order(result: EvaluationResult) -> list[str]:
 
 
 #: Box metrics shown in tables, in order (keys without the ``@k``).
-BOX_COLUMNS = ("unrelated_shown", "boxes_with_unrelated", "same_story_recall", "mean_box_length", "empty_boxes", "fallback_shown")
+BOX_COLUMNS = (
+    "unrelated_shown",
+    "boxes_with_unrelated",
+    "same_story_recall",
+    "mean_box_length",
+    "empty_boxes",
+    "fallback_shown",
+)
 
 
 def box_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
@@ -144,7 +158,9 @@ def floor_curve_rows(result: EvaluationResult, system: str = "default") -> tuple
         return None
     k = (result.meta.get("boxes") or {}).get("k", 6)
     names = ("unrelated_shown", "same_story_recall", "mean_box_length", "empty_boxes")
-    return ["min_relevance", *(f"{n}@{k}" for n in names)], [[fmt(p["floor"]), *(fmt(p[n]) for n in names)] for p in curve]
+    return ["min_relevance", *(f"{n}@{k}" for n in names)], [
+        [fmt(p["floor"]), *(fmt(p[n]) for n in names)] for p in curve
+    ]
 
 
 def format_boxes(result: EvaluationResult) -> str:

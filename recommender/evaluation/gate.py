@@ -64,7 +64,9 @@ def _score(rec: Recommender, qrels: dict[str, dict[str, float]], queries: list[s
     return ranking_metrics(run, {q: qrels[q] for q in queries}, cutoffs=(10,), metrics=("ndcg",)).get(GATE_METRIC, 0.0)
 
 
-def make_gate(ground_truth: Path, *, max_drop: float = 0.01, config: RankingConfig | None = None) -> Callable[[Path, Path | None], dict[str, Any]]:
+def make_gate(
+    ground_truth: Path, *, max_drop: float = 0.01, config: RankingConfig | None = None
+) -> Callable[[Path, Path | None], dict[str, Any]]:
     """A build gate comparing nDCG@10 of the staged version with the published one on the same queries.
 
     ``ground_truth``: a qrels TSV or a sessions JSONL (see the module docstring for how they are told apart)."""
@@ -77,8 +79,16 @@ def make_gate(ground_truth: Path, *, max_drop: float = 0.01, config: RankingConf
         old = Recommender.load(previous, config=config) if previous is not None else None
         queries = sorted(q for q in qrels if q in new and (old is None or q in old))
         if not queries:
-            raise ValidationFailedError(f"quality gate: none of the {len(qrels)} queries in {ground_truth} is in the new index; nothing published")
-        result: dict[str, Any] = {"metric": GATE_METRIC, "queries": len(queries), "max_drop": max_drop, "ground_truth": str(ground_truth), **source}
+            raise ValidationFailedError(
+                f"quality gate: none of the {len(qrels)} queries in {ground_truth} is in the new index; nothing published"
+            )
+        result: dict[str, Any] = {
+            "metric": GATE_METRIC,
+            "queries": len(queries),
+            "max_drop": max_drop,
+            "ground_truth": str(ground_truth),
+            **source,
+        }
         result["new"] = round(_score(new, qrels, queries), 6)
         result["previous"] = round(_score(old, qrels, queries), 6) if old is not None else None
         result["passed"] = old is None or result["new"] >= result["previous"] - max_drop

@@ -50,7 +50,6 @@ class GroundTruthError(RecommenderError, ValueError):
         return cls(f"{path}:{line}: {reason}", path=str(path), line=line, reason=reason)
 
 
-
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Numbered, decoded lines without their line ending; decoding per line keeps the line number in errors."""
     try:

@@ -29,7 +29,14 @@ from .sessions import qrels_from_sessions
 from .sparse import sparse_stories, story_key
 from .systems import indexed_articles, make_systems, near_duplicate_predicate
 
-__all__ = ["GroundTruth", "SparseStories", "evaluate_boxes", "floor_curve", "ground_truth_qrels", "run_offline_evaluation"]
+__all__ = [
+    "GroundTruth",
+    "SparseStories",
+    "evaluate_boxes",
+    "floor_curve",
+    "ground_truth_qrels",
+    "run_offline_evaluation",
+]
 
 
 @dataclass(frozen=True)
@@ -43,10 +50,14 @@ class GroundTruth:
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.qrels, self.label_field, self.sessions)) != 1:
-            raise ConfigurationError("give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE")
+            raise ConfigurationError(
+                "give exactly one ground truth: --qrels FILE, --label-field NAME or --sessions FILE"
+            )
 
 
-def ground_truth_qrels(truth: GroundTruth, labelled: Sequence[Article], corpus_ids: Sequence[str]) -> tuple[Qrels, Any, dict[str, Any]]:
+def ground_truth_qrels(
+    truth: GroundTruth, labelled: Sequence[Article], corpus_ids: Sequence[str]
+) -> tuple[Qrels, Any, dict[str, Any]]:
     """The judgments ``truth`` names, as qrels (sessions also give the popularity of each article), and how they
     were made (for the report)."""
     popularity = None
@@ -101,7 +112,9 @@ def run_offline_evaluation(
             raise ConfigurationError(f"--sparse-stories: no article has a {sparse.field!r} label")
         export = Path(settings.index_dir) / "sparse-export.jsonl"
         export.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(export, b"".join(json.dumps(a.to_dict(), ensure_ascii=False).encode() + b"\n" for a in loaded))
+        atomic_write_bytes(
+            export, b"".join(json.dumps(a.to_dict(), ensure_ascii=False).encode() + b"\n" for a in loaded)
+        )
         articles = [export]
         notice(f"sparse stories (seed {sparse.seed}, by {sparse.field}): {len(loaded)} articles kept")
     if build:
@@ -110,7 +123,10 @@ def run_offline_evaluation(
         notice(f"indexing {len(articles)} file(s) into {settings.index_dir} (cached; only changes are re-embedded)")
         build_index(articles, settings, progress=True)
     rec = Recommender.open(
-        settings.index_dir, config=settings.ranking_config(), verify_digests=settings.verify_digests, relevance=settings.relevance()
+        settings.index_dir,
+        config=settings.ranking_config(),
+        verify_digests=settings.verify_digests,
+        relevance=settings.relevance(),
     )
     corpus = indexed_articles(rec)
     labelled = loaded if loaded is not None else corpus
@@ -165,18 +181,30 @@ def _box_queries(truth: GroundTruth, qrels: dict, labelled: list, rec: Recommend
 CURVE_FLOORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def floor_curve(system: Any, qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]) -> list[dict[str, Any]]:
+def floor_curve(
+    system: Any, qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]
+) -> list[dict[str, Any]]:
     """The engine's boxes at each of :data:`CURVE_FLOORS` (rerun, not cut after the fact: a floor lets a lower
     ranked item above it into the box): unrelated share, same-story recall and box length per floor."""
     curve = []
     for value in CURVE_FLOORS:
         runs = {q: system.recommend_box(q, k, floor=value) for q in queries if in_corpus(q)}
         m = box_metrics(runs, qrels, k, corpus=in_corpus)
-        curve.append({"floor": value, **{name: m[f"{name}@{k}"] for name in ("unrelated_shown", "same_story_recall", "mean_box_length", "empty_boxes")}})
+        curve.append(
+            {
+                "floor": value,
+                **{
+                    name: m[f"{name}@{k}"]
+                    for name in ("unrelated_shown", "same_story_recall", "mean_box_length", "empty_boxes")
+                },
+            }
+        )
     return curve
 
 
-def evaluate_boxes(systems: Sequence[Any], qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
+def evaluate_boxes(
+    systems: Sequence[Any], qrels: dict, queries: list[str], k: int, *, in_corpus: Callable[[str], bool]
+) -> dict[str, dict[str, Any]]:
     """Box metrics per system: the engine at its configured floor, baselines with scores at their best floor."""
     out = {}
     for system in systems:

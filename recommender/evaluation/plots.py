@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .result import EvaluationResult
 
-__all__ = ["LABELS", "PLOT_FILES", "new_figure", "plot_curves", "plot_differences", "plot_distributions", "plot_reliability"]
+__all__ = [
+    "LABELS",
+    "PLOT_FILES",
+    "new_figure",
+    "plot_curves",
+    "plot_differences",
+    "plot_distributions",
+    "plot_reliability",
+]
 
 PLOT_FILES = {
     "curves": "curves.png",
@@ -29,7 +37,6 @@ LABELS = {
     "map": "MAP",
     "hit_rate": "Hit rate",
 }
-
 
 
 def new_figure(width: float, height: float) -> Any:

@@ -286,7 +286,10 @@ def render_html(result: EvaluationResult, plots: Mapping[str, Path | None] | Non
         parts += ["<h2>Boxes (what a reader sees)</h2>", _html_table(*box_rows(result))]
         curve = floor_curve_rows(result)
         if curve is not None:
-            parts += ["<p>Floor curve of <code>default</code> (the engine rerun at each <code>min_relevance</code>):</p>", _html_table(*curve)]
+            parts += [
+                "<p>Floor curve of <code>default</code> (the engine rerun at each <code>min_relevance</code>):</p>",
+                _html_table(*curve),
+            ]
     titles = {
         "reliability": "Reliability of the calibrated relevance",
         "curves": "Metric@k",

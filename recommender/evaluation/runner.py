@@ -54,8 +54,23 @@ class EvaluationError(RecommenderError, ValueError):
 #: Keys :func:`evaluate` writes into ``result.meta`` itself; a caller's ``meta`` may not overwrite them.
 _OWN_META_KEYS = frozenset(
     {
-        "created_at", "baseline", "systems", "cutoffs", "curve_ks", "k_requested", "metrics", "relevant_grade",
-        "ndcg_gains", "queries", "qrels", "corpus_size", "unknown_ids", "health", "n_bootstrap", "seed", "seconds",
+        "created_at",
+        "baseline",
+        "systems",
+        "cutoffs",
+        "curve_ks",
+        "k_requested",
+        "metrics",
+        "relevant_grade",
+        "ndcg_gains",
+        "queries",
+        "qrels",
+        "corpus_size",
+        "unknown_ids",
+        "health",
+        "n_bootstrap",
+        "seed",
+        "seconds",
     }
 )
 

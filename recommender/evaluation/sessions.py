@@ -18,7 +18,6 @@ logger = logging.getLogger(__name__)
 SESSION_GRADINGS = ("count", "binary")
 
 
-
 @dataclass(frozen=True)
 class SessionStats:
     """What a sessions file held, so dropped reads are visible in the evaluation, never silent."""

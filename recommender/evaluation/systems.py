@@ -55,7 +55,9 @@ def engine_system(rec: Recommender, config: RankingConfig, name: str | None = No
     return system
 
 
-def make_systems(rec: Recommender, names: Sequence[str], configs: Sequence[RankingConfig] = (), *, seed: int = 0) -> list[System]:
+def make_systems(
+    rec: Recommender, names: Sequence[str], configs: Sequence[RankingConfig] = (), *, seed: int = 0
+) -> list[System]:
     """Systems in the order given; ``default`` is the engine with ``rec.config``. Unknown names are an error."""
     allowed = ("default", *BASELINES)
     unknown = [n for n in names if n not in allowed]

@@ -238,7 +238,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 def parse_batch(body: bytes | str | Mapping[str, Any], limits: Limits) -> list[Event]:
     """Validate a batch (JSON text or already-parsed data); :class:`InvalidEventsError` names the first bad field."""
     if limits.now is None:  # one clock reading per batch, not one per event
-        limits = Limits(max_events=limits.max_events, max_future=limits.max_future, max_age=limits.max_age, now=time.time())
+        limits = Limits(
+            max_events=limits.max_events, max_future=limits.max_future, max_age=limits.max_age, now=time.time()
+        )
     context = {"limits": limits}
     try:
         if isinstance(body, (bytes, str)):

@@ -173,7 +173,9 @@ class LiveIndex:
         variant_key = self.experiment.key(variant or self.experiment.default)
         return etag(self.snapshot.state, "related", article_id, options.key(), variant_key)
 
-    def peek_related(self, article_id: str, options: RelatedOptions, variant: str | None = None) -> RelatedResult | None:
+    def peek_related(
+        self, article_id: str, options: RelatedOptions, variant: str | None = None
+    ) -> RelatedResult | None:
         """The cached response, or None (not counted as a miss: :meth:`related` is expected to follow)."""
         snap = self.snapshot
         variant_key = self.experiment.key(variant or self.experiment.default)
@@ -194,9 +196,7 @@ class LiveIndex:
 
         def compute(state: str) -> dict[str, Any]:
             items = snap.recommender.related(article_id, options.k, filters=options.filters(), **overrides)
-            return related_payload(
-                article_id, snap.version, items, request_id=list_id(state, *key), variant=variant
-            )
+            return related_payload(article_id, snap.version, items, request_id=list_id(state, *key), variant=variant)
 
         return self._cached(snap, key, compute)
 
@@ -277,6 +277,3 @@ class LiveIndex:
                 "embedded": last.embedded,
             }
         return out
-
-
-

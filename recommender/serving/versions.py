@@ -148,9 +148,15 @@ class ServedVersion:
             self.reloads += 1
             seconds = time.perf_counter() - started
             logger.info(
-                "serving version %s (%d articles, %d live changes replayed) after %.2fs", name, len(rec), pending, seconds
+                "serving version %s (%d articles, %d live changes replayed) after %.2fs",
+                name,
+                len(rec),
+                pending,
+                seconds,
             )
-            self.last_load = ReloadResult(name, old.version if old else None, True, seconds, pending, rec.replay_embedded)
+            self.last_load = ReloadResult(
+                name, old.version if old else None, True, seconds, pending, rec.replay_embedded
+            )
             return self.last_load
 
     def _open(self, name: str, old: Snapshot | None) -> tuple[Recommender, list]:

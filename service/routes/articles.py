@@ -30,7 +30,9 @@ ArticleId = Annotated[
 ]
 
 
-def article_record(body: BaseModel, article_id: str, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+def article_record(
+    body: BaseModel, article_id: str, exclude: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """A validated request body as the raw record ``parse_article`` reads (dates as ISO-8601 strings)."""
     record = body.model_dump(exclude={*exclude, "published_at", "updated_at", "expires_at"})
     for name in ("published_at", "updated_at", "expires_at"):

@@ -54,7 +54,10 @@ _WRITE = {"response_model": EditorialWritten, "responses": error_responses(401, 
 
 
 @router.get(
-    "", response_model=EditorialState, summary="The editorial state served now", responses=error_responses(401, 403, 503)
+    "",
+    response_model=EditorialState,
+    summary="The editorial state served now",
+    responses=error_responses(401, 403, 503),
 )
 def get_editorial(live: LiveDep) -> Response:
     return json_response(live.editorial().to_dict(), headers={"Cache-Control": "no-store"})
@@ -111,5 +114,3 @@ def unblock_pair(a: PairId, b: PairId, live: LiveDep) -> Response:
     if pair not in live.editorial().blocked_pairs:
         raise ArticleNotFoundError(f"{a} + {b}", what="no block for pair")
     return _written(live, EditorialChange("pair", pair, False))
-
-

@@ -29,6 +29,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["related"])
 _DRAFT_ID = "__draft__"
 
+
 def query_options(request: Request) -> RelatedOptions:
     """The query string as :class:`RelatedOptions`; a bad value is a 422 naming ``query.<option>``."""
     params = {k: v for k, v in request.query_params.items() if k in RelatedOptions.model_fields}
@@ -108,7 +109,9 @@ async def related_by_url(request: Request) -> Response:
     url = request.query_params.get("url")
     if not url or len(url) > 4096:
         message = "url: required" if not url else "url: at most 4096 characters"
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "url"), "msg": message.split(": ", 1)[1]}])
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "url"), "msg": message.split(": ", 1)[1]}]
+        )
     live: LiveIndex = request.app.state.live
     article_id = live.resolve_url(url)
     return await related(article_id, request)
@@ -129,7 +132,5 @@ async def related_to_draft(body: DraftRelatedRequest, live: LiveDep, request: Re
     draft = parse_article(article_record(body, body.id or _DRAFT_ID, exclude={*DRAFT_OPTIONS, "id"}))
     # Through the same one-at-a-time limiter as related-by-id: many concurrent drafts queue instead of each
     # holding its own text, TF-IDF row and shingles in memory at once.
-    payload = await to_thread.run_sync(
-        live.related_to_draft, draft, options, variant, limiter=compute_limiter(request)
-    )
+    payload = await to_thread.run_sync(live.related_to_draft, draft, options, variant, limiter=compute_limiter(request))
     return json_response(payload, headers={"Cache-Control": "no-store"})

@@ -53,5 +53,7 @@ async def current(request: Request) -> Response:
 @router.get("/widget/{version}/{name}")
 async def pinned(version: str, name: str, request: Request) -> Response:
     if name not in _TYPES or version != widget_version():
-        raise ApiError(404, "not_found", f"no widget file {name!r} of version {version[:20]!r}; current: {widget_version()}")
+        raise ApiError(
+            404, "not_found", f"no widget file {name!r} of version {version[:20]!r}; current: {widget_version()}"
+        )
     return _serve(request, name, _IMMUTABLE)

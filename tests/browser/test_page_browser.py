@@ -47,8 +47,7 @@ def server(demo_index: Path, tmp_path_factory, embedder):
 def test_page_shows_related_box_and_click_navigates(browser: Page, server: str) -> None:
     goto(browser, server + "/#/article/demo-006")
     browser.wait_for(
-        "document.body.dataset.state === 'article'"
-        " && document.querySelectorAll('#related-box .ra-link').length > 0"
+        "document.body.dataset.state === 'article' && document.querySelectorAll('#related-box .ra-link').length > 0"
     )
     assert browser.js("document.getElementById('article-title').dataset.id") == "demo-006"
     assert browser.js("document.querySelector('#related-box .ra-heading').textContent") == "Related Articles"
@@ -100,8 +99,7 @@ def test_search_filters_the_picker(browser: Page, server: str) -> None:
     )
     browser.click("#picker-list .picker-link")
     browser.wait_for(
-        "document.body.dataset.state === 'article'"
-        " && document.querySelectorAll('#related-box .ra-link').length > 0"
+        "document.body.dataset.state === 'article' && document.querySelectorAll('#related-box .ra-link').length > 0"
     )
     assert "okafor" in browser.js("document.getElementById('article-title').textContent").lower()
 

@@ -131,15 +131,24 @@ def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_ap
     assert [s["id"] for s in shown] == [i["id"] for i in expected]
     assert [s["title"] for s in shown] == [i["title"] for i in expected]
     assert [s["href"] for s in shown] == [i["url"] for i in expected] and all(s["date"] for s in shown)
-    assert all(s["img"] is None or (s["img"]["lazy"] == "lazy" and s["img"]["alt"].startswith("Illustration")) for s in shown)
+    assert all(
+        s["img"] is None or (s["img"]["lazy"] == "lazy" and s["img"]["alt"].startswith("Illustration")) for s in shown
+    )
     # a list of links with real text, under a heading that labels it
-    assert browser.js("document.querySelector('#box section').getAttribute('aria-labelledby') === document.querySelector('#box h2').id")
+    assert browser.js(
+        "document.querySelector('#box section').getAttribute('aria-labelledby') === document.querySelector('#box h2').id"
+    )
     assert browser.js("document.querySelectorAll('#box ul.ra-list > li > a.ra-link').length") == 6
     # no layout shift: every image box has its height before (and after) the image arrives
-    heights = browser.js("[...document.querySelectorAll('#box .ra-media')].map(m => Math.round(m.getBoundingClientRect().height))")
+    heights = browser.js(
+        "[...document.querySelectorAll('#box .ra-media')].map(m => Math.round(m.getBoundingClientRect().height))"
+    )
     assert min(heights) > 50 and len(set(heights)) == 1
     # themable: the host's custom property reached the box
-    assert browser.js("getComputedStyle(document.getElementById('box')).getPropertyValue('--ra-accent').trim()") == "#0b5394"
+    assert (
+        browser.js("getComputedStyle(document.getElementById('box')).getPropertyValue('--ra-accent').trim()")
+        == "#0b5394"
+    )
     if os.environ.get("WIDGET_SCREENSHOT"):
         browser.call("Emulation.setDeviceMetricsOverride", width=1000, height=760, deviceScaleFactor=1, mobile=False)
         browser.wait_for("[...document.querySelectorAll('#box img')].every(i => i.complete && i.naturalWidth > 0)")
@@ -181,7 +190,10 @@ def test_the_widget_is_served_cached_and_versioned(site_and_api) -> None:
     _, api, _ = site_and_api
     current = httpx.get(api + "/widget.js", timeout=10)
     assert current.status_code == 200 and current.headers["content-type"].startswith("text/javascript")
-    assert current.headers["cache-control"] == "public, max-age=300" and current.headers["x-content-type-options"] == "nosniff"
+    assert (
+        current.headers["cache-control"] == "public, max-age=300"
+        and current.headers["x-content-type-options"] == "nosniff"
+    )
     assert "frame-ancestors 'none'" in current.headers["content-security-policy"]
     etag = current.headers["etag"]
     assert httpx.get(api + "/widget.js", headers={"If-None-Match": etag}, timeout=10).status_code == 304

@@ -99,7 +99,9 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
     export = work / "export.jsonl"
     index_dir = work / "index"
     _write_export(records, export)
-    first = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False)
+    first = subprocess.run(
+        _build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False
+    )
     if first.returncode != 0:
         raise SystemExit(f"first build failed: {first.stderr[-2000:]}")
     durations: list[float] = []
@@ -124,7 +126,9 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
         mode = "random" if rng.random() < 1 / 3 else rng.choice(STAGES)
         started = time.monotonic()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                _build_cmd(export, index_dir), env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT
+            )
             if mode == "random":
                 delay = rng.uniform(0.2, typical)
                 try:
@@ -172,7 +176,9 @@ def run(runs: int, articles: int, seed: int, work: Path, echo: Any = print) -> d
     # compacted its live change would see that change removed by the final build, as the export model intends.
     _write_export(records, export)
     t0 = time.monotonic()
-    final = subprocess.run(_build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False)
+    final = subprocess.run(
+        _build_cmd(export, index_dir), env=subprocess_env(), capture_output=True, text=True, check=False
+    )
     recovery = time.monotonic() - t0
     if final.returncode != 0:
         problems.append(f"the build after the kills failed: {final.stderr.strip().splitlines()[-1:]}")

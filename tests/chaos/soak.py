@@ -70,7 +70,6 @@ class Stats:
                 self.failures.append(f"{op}: {detail}"[:300])
 
 
-
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:

@@ -41,7 +41,9 @@ def kill_build_repeatedly(export: Path, index_dir: Path, runs: int, seed: int = 
     rng = random.Random(seed)
     outcomes = []
     for run in range(runs):
-        proc = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         # The first kill lands before any build could finish (the imports alone take longer), so every run kills
         # at least one build; the others land anywhere in a build.
         delay = rng.uniform(0.3, 1.2) if run == 0 else rng.uniform(0.5, 7.0)
@@ -73,7 +75,9 @@ def test_kill_9_during_builds_never_breaks_the_published_version(tmp_path):
 def test_two_builds_at_once(tmp_path):
     export = _small_export(tmp_path)
     index_dir = tmp_path / "idx"
-    first = subprocess.Popen(_build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _build_cmd(export, index_dir), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lock = index_dir / "build.lock"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
@@ -89,7 +93,12 @@ def test_two_builds_at_once(tmp_path):
 def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("mounting a small tmpfs needs root (run as root to test a full disk)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -105,7 +114,9 @@ def test_disk_full_during_build_changes_nothing_published(tmp_path, small_disk):
     free = shutil.disk_usage(small_disk).free
     with open(small_disk / "filler", "wb") as fh:
         fh.write(b"\0" * max(0, free - 100_000))
-    full = subprocess.run(_build_cmd(export, index_dir) + ["--full"], env=subprocess_env(), capture_output=True, text=True)
+    full = subprocess.run(
+        _build_cmd(export, index_dir) + ["--full"], env=subprocess_env(), capture_output=True, text=True
+    )
     assert full.returncode == 6, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no space left on device while writing ")

@@ -233,5 +233,3 @@ def test_hostile_live_changes_survive_a_restart(hostile_server: ServerProcess, t
             assert c.get("/v1/articles/odd%2Fid/related").status_code == 200
     finally:
         restarted.stop()
-
-

@@ -19,7 +19,11 @@ def test_healthz_answers_while_the_index_loads(demo_index: Path, tmp_path: Path)
     root = copy_index(demo_index, tmp_path / "index")
     log = ChangeLog(root)
     for n in range(80):
-        log.append_upsert(parse_article({"id": f"old/{n}", "title": f"Harbour strike day {n}", "body": "Dock workers walked out. " * 40}))
+        log.append_upsert(
+            parse_article(
+                {"id": f"old/{n}", "title": f"Harbour strike day {n}", "body": "Dock workers walked out. " * 40}
+            )
+        )
     server = ServerProcess(root, tmp_path / "server.log", poll_interval=0)
     started = time.monotonic()
     server.start(timeout=60, ready=False)  # returns at the first /healthz 200
@@ -39,7 +43,12 @@ def test_a_restart_after_kill_9_replays_without_embedding(demo_index: Path, tmp_
     server = servers(root, poll_interval=0)
     with server.client(headers=admin_headers()) as c:
         for n in range(30):
-            assert c.put(f"/v1/articles/live/{n}", json={"title": f"Harbour strike update {n}", "body": "Dock workers."}).status_code == 201
+            assert (
+                c.put(
+                    f"/v1/articles/live/{n}", json={"title": f"Harbour strike update {n}", "body": "Dock workers."}
+                ).status_code
+                == 201
+            )
     server.kill9()
     restarted = servers(root, poll_interval=0)
     with restarted.client() as c:
@@ -56,7 +65,9 @@ def _slow_client(port: int) -> socket.socket:
     return sock
 
 
-def test_a_slow_header_flood_neither_starves_healthz_nor_holds_connections(demo_index: Path, tmp_path: Path, servers) -> None:
+def test_a_slow_header_flood_neither_starves_healthz_nor_holds_connections(
+    demo_index: Path, tmp_path: Path, servers
+) -> None:
     root = copy_index(demo_index, tmp_path / "index")
     server = servers(root, poll_interval=0, header_timeout=2)
     slow = [_slow_client(server.port) for _ in range(400)]

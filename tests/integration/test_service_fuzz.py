@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (a dev dependency)")
 from hypothesis import HealthCheck, Phase, settings
 
 from recommender.serving import LiveIndex
 from recommender.settings import Settings
 from service import create_app
 from tests.support.server import ADMIN_TOKEN, copy_index
+
+schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (a dev dependency)")
 
 MAX_EXAMPLES = 60
 

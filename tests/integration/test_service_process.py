@@ -193,7 +193,9 @@ def test_port_in_use_is_one_clear_error(servers, demo_index: Path, tmp_path: Pat
         assert c.get("/healthz").status_code == 200  # the first server is untouched
 
 
-def test_sigint_stops_within_a_second_and_finishes_requests_in_flight(servers, demo_index: Path, tmp_path: Path) -> None:
+def test_sigint_stops_within_a_second_and_finishes_requests_in_flight(
+    servers, demo_index: Path, tmp_path: Path
+) -> None:
     import signal
     import threading
 

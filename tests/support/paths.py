@@ -38,6 +38,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     RECOMMENDER_* settings leaking in from the caller's shell, offline, one tokenizer thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
     # float32: the index fixtures are float32, and auto would spend the first embedding measuring backends
-    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", RECOMMENDER_EMBEDDING_BACKEND="float32")
+    env.update(
+        PYTHONPATH=str(REPO),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        RECOMMENDER_EMBEDDING_BACKEND="float32",
+    )
     env.update(extra)
     return env
