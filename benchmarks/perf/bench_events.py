@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, machine_line
-from benchmarks.perf.bench_service import _free_port, _ids, _wait_http, _zipf_sample, run_wrk, start_trivial, stop
+from benchmarks.perf.bench_service import _free_port, _ids, _wait_http, _zipf_sample, run_wrk, start_trivial, stop, wrk
 from tests.support.paths import subprocess_env
 
 
@@ -97,7 +97,7 @@ def _batch(ids: list[str], rng: random.Random, size: int = 20) -> bytes:
 
 _WRK_EVENTS = """
 local ids = {}
-for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+for line in io.lines("%(lines)s") do ids[#ids + 1] = line end
 math.randomseed(%(seed)d)
 local n = 0
 request = function()
@@ -117,28 +117,11 @@ request = function()
   local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
   return wrk.format("POST", "/v1/events", {["Content-Type"] = "text/plain"}, body)
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
 """
 
 
 def wrk_events(base: str, ids: list[str], duration: float, connections: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        ids_file = Path(tmp) / "ids.txt"
-        ids_file.write_text("\n".join(ids) + "\n")
-        script = Path(tmp) / "events.lua"
-        script.write_text(_WRK_EVENTS % {"ids": ids_file, "seed": 42})
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(script), base],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    data = json.loads(re.search(r"^JSON (.*)$", out, re.MULTILINE).group(1))
-    data["rps"] = data["requests"] / data["seconds"]
+    data = wrk(base, _WRK_EVENTS, ids, duration, connections)
     data["errors"] += data.pop("non2xx")
     return data
 

@@ -110,40 +110,47 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 # -- load generators ------------------------------------------------------------------------------
-_WRK_SCRIPT = """
+#: Ends every wrk script: one JSON line with the totals, which :func:`wrk` parses.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "JSON {\\"requests\\": %d, \\"seconds\\": %f, \\"p50\\": %f, \\"p99\\": %f, \\"errors\\": %d, \\"non2xx\\": %d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+_WRK_PATHS = """
 local paths = {}
-for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+for line in io.lines("%(lines)s") do paths[#paths + 1] = line end
 local n = 0
 math.randomseed(%(seed)d)
 request = function()
   n = n + 1
   return wrk.format("GET", paths[math.random(#paths)])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
 """
 
 
-def run_wrk(base: str, paths: list[str], duration: float, connections: int) -> dict[str, Any]:
+def wrk(base: str, script: str, lines: list[str], duration: float, connections: int) -> dict[str, Any]:
+    """Run wrk (one thread) with a Lua ``script`` whose ``%(lines)s`` names a file holding ``lines`` (and
+    ``%(seed)d`` a fixed seed), ended by :data:`WRK_DONE`; its totals with ``rps``."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths_file = Path(tmp) / "paths.txt"
-        paths_file.write_text("\n".join(paths) + "\n")
-        script = Path(tmp) / "paths.lua"
-        script.write_text(_WRK_SCRIPT % {"paths": paths_file, "seed": 42})
+        lines_file = Path(tmp) / "lines.txt"
+        lines_file.write_text("\n".join(lines) + "\n")
+        path = Path(tmp) / "script.lua"
+        path.write_text(script % {"lines": lines_file, "seed": 42} + WRK_DONE)
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(script), base],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(path), base],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
     data = json.loads(re.search(r"^JSON (.*)$", out, re.MULTILINE).group(1))
     data["rps"] = data["requests"] / data["seconds"]
     return data
+
+
+def run_wrk(base: str, paths: list[str], duration: float, connections: int) -> dict[str, Any]:
+    return wrk(base, _WRK_PATHS, paths, duration, connections)
 
 
 async def _httpx_load(base: str, paths: list[str], duration: float, connections: int) -> dict[str, Any]:

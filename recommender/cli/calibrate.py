@@ -8,25 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import IndexDirOpt, JsonOpt, fail, run, settings_from
+from .common import GradingOpt, IndexDirOpt, JsonOpt, LabelFieldOpt, QrelsOpt, SessionsOpt, fail, run, settings_from
 
 __all__ = ["calibrate"]
 
 
 def calibrate(
-    qrels: Annotated[
-        Optional[Path],
-        typer.Option(metavar="FILE", help="Judgments: a TSV (query_id, doc_id, grade, with header) or TREC qrels."),
-    ] = None,
-    label_field: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="Judgments from an article field, e.g. story_id.")
-    ] = None,
-    grading: Annotated[
-        str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")
-    ] = "exact",
-    sessions: Annotated[
-        Optional[Path], typer.Option(metavar="FILE", help="Judgments from reading logs (sessions.jsonl).")
-    ] = None,
+    qrels: QrelsOpt = None,
+    label_field: LabelFieldOpt = None,
+    grading: GradingOpt = "exact",
+    sessions: SessionsOpt = None,
     index_dir: IndexDirOpt = None,
     out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the model (JSON).")] = Path(
         "relevance-model.json"

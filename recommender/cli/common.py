@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_PREFIX",
     "EXIT_CODES",
+    "GradingOpt",
     "IndexDirOpt",
     "JsonOpt",
+    "LabelFieldOpt",
+    "QrelsOpt",
+    "SessionsOpt",
     "fail",
     "one_line",
     "run",
@@ -77,6 +81,18 @@ IndexDirOpt = Annotated[
     typer.Option("--index-dir", metavar="DIR", help=setting_help("Index folder.", "index_dir"), show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+# Ground truth (evaluate, calibrate): exactly one of the three; the commands check that.
+QrelsOpt = Annotated[
+    Optional[Path],
+    typer.Option(metavar="FILE", help="Ground truth: a TSV (query_id, doc_id, grade, with header) or TREC qrels."),
+]
+LabelFieldOpt = Annotated[
+    Optional[str], typer.Option(metavar="NAME", help="Ground truth from an article field, e.g. story_id or topics.")
+]
+GradingOpt = Annotated[str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")]
+SessionsOpt = Annotated[
+    Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")
+]
 
 
 def settings_from(**flags: Any) -> Settings:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import IndexDirOpt, fail, run, settings_from
+from .common import GradingOpt, IndexDirOpt, LabelFieldOpt, QrelsOpt, SessionsOpt, fail, run, settings_from
 
 __all__ = ["evaluate"]
 
@@ -47,19 +47,10 @@ def evaluate(
             "--articles", metavar="FILE", help="Articles file(s); indexed into a cache unless --index-dir is given."
         ),
     ] = None,
-    qrels: Annotated[
-        Optional[Path],
-        typer.Option(metavar="FILE", help="Ground truth: a TSV (query_id, doc_id, grade, with header) or TREC qrels."),
-    ] = None,
-    label_field: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="Ground truth from an article field, e.g. story_id or topics.")
-    ] = None,
-    grading: Annotated[
-        str, typer.Option(metavar="MODE", help="For list label fields: exact, jaccard or any.")
-    ] = "exact",
-    sessions: Annotated[
-        Optional[Path], typer.Option(metavar="FILE", help="Ground truth from reading logs (sessions.jsonl).")
-    ] = None,
+    qrels: QrelsOpt = None,
+    label_field: LabelFieldOpt = None,
+    grading: GradingOpt = "exact",
+    sessions: SessionsOpt = None,
     index_dir: IndexDirOpt = None,
     systems: Annotated[str, typer.Option(metavar="NAME,...", help="Comma-separated systems.")] = SYSTEMS,
     config: Annotated[
