@@ -46,7 +46,16 @@ def demo_dir() -> Path:
 
 
 def demo(
-    index_dir: IndexDirOpt = None,
+    index_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--index-dir",
+            metavar="DIR",
+            help="Where to build the demo index (default: ~/.cache/related-articles/demo-index, under "
+            "XDG_CACHE_HOME when set; RECOMMENDER_INDEX_DIR is left to your own index).",
+            show_default=False,
+        ),
+    ] = None,
     host: HostOpt = None,
     port: PortOpt = None,
     no_serve: Annotated[

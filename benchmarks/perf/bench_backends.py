@@ -2,7 +2,7 @@
 float32 in the same run, and what ``auto`` picks.
 
     python -m benchmarks.perf.bench_backends                          # reuters21578 1,200 + ecbplus-dev 496 articles
-    python -m benchmarks.perf.bench_backends --sample 2000 --drafts 200 --backends float32,bf16,openvino-bf16
+    python -m benchmarks.perf.bench_backends --corpora PATH:2000 --drafts 200 --backends float32,bf16,openvino-bf16
     python -m benchmarks.perf.bench_backends --json results.json
 
 Texts are read with the project's ``load_articles`` and ``embedding_text`` (lead strategy, 120 words), so their

@@ -61,8 +61,8 @@ class _Site(BaseHTTPRequestHandler):
             self._send(200, "image/svg+xml", _svg(article_id, self.sections.get(article_id, "news")))
             return
         far = "<div style='height:5000px' id='spacer'>Long story...</div>" if path == "/long" else ""
-        attributes = "data-section='no-such-section'" if path == "/empty" else ""
-        if path.startswith("/unknown") or path in ("/long", "/empty"):
+        attributes = {"/empty": "data-section='no-such-section'", "/filled": "data-fill='section_recent'"}.get(path, "")
+        if path.startswith("/unknown") or path in ("/long", "/empty", "/filled"):
             url = "data-url='https://nowhere.test/x'" if path.startswith("/unknown") else "data-article-id='demo-006'"
         else:
             url = ""  # the widget's default: this page's own address
@@ -138,7 +138,8 @@ def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_ap
     assert browser.js(
         "document.querySelector('#box section').getAttribute('aria-labelledby') === document.querySelector('#box h2').id"
     )
-    assert browser.js("document.querySelectorAll('#box ul.ra-list > li > a.ra-link').length") == 6
+    # the box is as long as what clears the relevance floor (demo-006: its story's follow-ups), never filled up
+    assert browser.js("document.querySelectorAll('#box ul.ra-list > li > a.ra-link').length") == len(expected) >= 3
     # no layout shift: every image box has its height before (and after) the image arrives
     heights = browser.js(
         "[...document.querySelectorAll('#box .ra-media')].map(m => Math.round(m.getBoundingClientRect().height))"
@@ -161,6 +162,25 @@ def test_the_widget_renders_the_box_on_another_origin(browser: Page, site_and_ap
     browser.wait_for(f"location.href === {json.dumps(first['href'])}")
     browser.wait_for("document.getElementById('box').getAttribute('data-ra-state') === 'shown'")
     assert first["id"] not in browser.js("[...document.querySelectorAll('#box .ra-item')].map(li => li.dataset.id)")
+
+
+def test_fallback_items_are_titled_apart(browser: Page, site_and_api) -> None:
+    """A box the floor left short, filled on request (data-fill): the related items under the box's title, the
+    fill under "More news", never mixed; positions run on across both groups."""
+    site, api, _ = site_and_api
+    goto(browser, site + "/filled")
+    browser.wait_for("document.getElementById('box').getAttribute('data-ra-state') === 'shown'")
+    expected = httpx.get(f"{api}/v1/articles/demo-006/related", params={"k": 6, "fill": "section_recent"}).json()[
+        "items"
+    ]
+    related = [i["id"] for i in expected if not i["fallback"]]
+    fill = [i["id"] for i in expected if i["fallback"]]
+    assert related and fill and len(expected) == 6
+    groups = browser.js(
+        "[...document.querySelectorAll('#box .ra-group')].map(g => ({title: g.querySelector('.ra-heading').textContent,"
+        " ids: [...g.querySelectorAll('.ra-item')].map(li => li.dataset.id)}))"
+    )
+    assert groups == [{"title": "Related articles", "ids": related}, {"title": "More news", "ids": fill}]
 
 
 def test_nothing_is_rendered_for_an_unknown_url_or_an_empty_box(browser: Page, site_and_api) -> None:

@@ -113,10 +113,14 @@ def test_simulated_readers_over_http_and_the_planted_ranking_difference(
 ) -> None:
     root = copy_index(demo_index, tmp_path / "index")
     diverse = tmp_path / "diverse.json"
-    diverse.write_text(json.dumps({"diversity": 0.9}))
+    # Full boxes in both variants (no relevance floor): the planted difference is in what fills them.
+    diverse.write_text(json.dumps({"diversity": 0.9, "min_relevance": 0}))
     variants = {"control": {"share": 0.5}, "diverse": {"share": 0.5, "config": str(diverse)}}
     # one client IP sends every reader's events: no rate limit
-    server = servers(root, poll_interval=0, variants=json.dumps(variants), events_compact_interval=0, events_rate=0)
+    server = servers(
+        root, poll_interval=0, variants=json.dumps(variants), events_compact_interval=0, events_rate=0,
+        ranking=json.dumps({"min_relevance": 0}),
+    )  # fmt: skip
     ids, stories = load_stories(DEMO_CORPUS)
     transport = HttpTransport(server.url)
     try:
