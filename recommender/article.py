@@ -104,13 +104,14 @@ class Article:
         return h.hexdigest()
 
 
-def format_datetime(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a ``Z`` (how every date leaves the system); a naive time means UTC."""
+def format_datetime(value: datetime | None, timespec: str = "auto") -> str | None:
+    """ISO-8601 in UTC with a ``Z`` (how every date leaves the system); a naive time means UTC. ``timespec`` as
+    :meth:`datetime.isoformat` (events: ``"milliseconds"``)."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def parse_datetime(value: Any, field_name: str) -> datetime | None:

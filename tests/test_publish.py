@@ -80,9 +80,8 @@ def test_second_lock_fails_at_once(tmp_path):
 
 def test_stale_lock_of_killed_process_is_cleared(tmp_path):
     code = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(os.getcwd())!r})
-        from index import IndexDirectory
+        import time
+        from index import IndexDirectory  # the installed package (pip install -e)
         IndexDirectory({str(tmp_path)!r}).lock().acquire()
         print("locked", flush=True)
         time.sleep(60)

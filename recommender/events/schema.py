@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from ..article import ID_PATTERN
+from ..article import ID_PATTERN, format_datetime
 from ..errors import RecommenderError
 from ..options import MAX_K
 from .variants import VARIANT_PATTERN
@@ -170,7 +170,7 @@ class Event(BaseModel):
             "request_id": self.request_id,
             "variant": self.variant,
             "visitor": self.visitor,
-            "at": self.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "at": format_datetime(self.at, timespec="milliseconds"),
         }
         if self.event_id is not None:
             out["event_id"] = self.event_id
@@ -195,8 +195,8 @@ class EventBatch(BaseModel):
 
 def format_ms(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC with milliseconds and a ``Z``."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC).replace(microsecond=ms % 1000 * 1000)
+    return format_datetime(moment, timespec="milliseconds")  # type: ignore[return-value]
 
 
 def check_visitor(value: str) -> str:
