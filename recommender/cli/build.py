@@ -89,7 +89,9 @@ def build(
         if gate is not None:
             from ..evaluation.gate import make_gate
 
-            gate_fn = make_gate(gate, max_drop=max_drop, config=settings.ranking_config())
+            gate_fn = make_gate(
+                gate, max_drop=max_drop, config=settings.ranking_config(), relevance=settings.relevance()
+            )
         return build_index(articles, settings, full=full, progress=True, gate=gate_fn)
 
     result = run(go)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..engine import Recommender
 from ..errors import ValidationFailedError
 from ..ranking import RankingConfig
+from ..relevance import RelevanceModel
 from .groundtruth import Qrels
 from .metrics import ranking_metrics
 from .qrels import load_qrels
@@ -65,9 +66,14 @@ def _score(rec: Recommender, qrels: dict[str, dict[str, float]], queries: list[s
 
 
 def make_gate(
-    ground_truth: Path, *, max_drop: float = 0.01, config: RankingConfig | None = None
+    ground_truth: Path,
+    *,
+    max_drop: float = 0.01,
+    config: RankingConfig | None = None,
+    relevance: RelevanceModel | Path | str | None = "default",
 ) -> Callable[[Path, Path | None], dict[str, Any]]:
-    """A build gate comparing nDCG@10 of the staged version with the published one on the same queries.
+    """A build gate comparing nDCG@10 of the staged version with the published one on the same queries, both
+    served as the service would serve them (``config`` and the ``relevance`` model, so the same floor).
 
     ``ground_truth``: a qrels TSV or a sessions JSONL (see the module docstring for how they are told apart)."""
     if max_drop < 0:
@@ -75,8 +81,8 @@ def make_gate(
     qrels, source = load_gate_truth(ground_truth)  # read now: a malformed file fails before any embedding work
 
     def gate(staged: Path, previous: Path | None) -> dict[str, Any]:
-        new = Recommender.load(staged, config=config)
-        old = Recommender.load(previous, config=config) if previous is not None else None
+        new = Recommender.load(staged, config=config, relevance=relevance)
+        old = Recommender.load(previous, config=config, relevance=relevance) if previous is not None else None
         queries = sorted(q for q in qrels if q in new and (old is None or q in old))
         if not queries:
             raise ValidationFailedError(
