@@ -43,20 +43,29 @@ BUNDLED = "relevance-v1.json"
 
 
 def _salient_shared(rows: sp.csr_matrix, query: sp.csr_matrix, n: int) -> np.ndarray:
-    """Per row: how many of the query's ``n`` heaviest terms are among the row's ``n`` heaviest (vectorised over
-    the rows' nonzeros: a request scores 50-100 candidates, a loop per row cost ~3 ms)."""
+    """Per row: how many of the query's ``n`` heaviest terms are among the row's ``n`` heaviest (ties: the lower
+    term index first). Only the query's ``n`` terms are ranked: a term is among a row's heaviest when fewer than
+    ``n`` of the row's entries come before it, counted over the rows' nonzeros at once (sorting every nonzero
+    cost 1.5 ms a request at 10,000 articles, this 0.85)."""
     m = rows.shape[0]
     q_terms, q_weights = query.indices[query.indptr[0] : query.indptr[1]], query.data[query.indptr[0] : query.indptr[1]]
     if m == 0 or len(q_terms) == 0:
         return np.zeros(m)
     source_top = q_terms[np.lexsort((q_terms, -q_weights))[:n]]
-    counts = np.diff(rows.indptr)
-    row_of = np.repeat(np.arange(m), counts)
-    order = np.lexsort((rows.indices, -rows.data, row_of))  # by row, heaviest first, ties by term
-    rank_in_row = np.arange(len(order)) - np.repeat(rows.indptr[:-1], counts)
-    top = order[rank_in_row < n]
-    hit = np.isin(rows.indices[top], source_top)
-    return np.bincount(row_of[top][hit], minlength=m).astype(np.float64)
+    row_of = np.repeat(np.arange(m), np.diff(rows.indptr))
+    # each row's weight for each of the source's terms (0 where the row lacks it)
+    present = np.isin(rows.indices, source_top)
+    by_term = np.argsort(source_top)
+    column = by_term[np.searchsorted(source_top[by_term], rows.indices[present])]
+    weights = np.zeros((m, len(source_top)), dtype=rows.data.dtype)
+    weights[row_of[present], column] = rows.data[present]
+    # per nonzero and source term: does this entry come before the term in its row?
+    mine = weights[row_of]
+    data = rows.data[:, None]
+    before = (data > mine) | ((data == mine) & (rows.indices[:, None] < source_top[None, :]))
+    running = np.vstack([np.zeros((1, len(source_top)), dtype=np.int64), np.cumsum(before, axis=0, dtype=np.int64)])
+    rank = running[rows.indptr[1:]] - running[rows.indptr[:-1]]
+    return ((weights > 0) & (rank < n)).sum(axis=1).astype(np.float64)
 
 
 def pair_features(candidates: Candidates, query_lexical: sp.csr_matrix) -> np.ndarray:

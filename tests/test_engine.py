@@ -208,3 +208,20 @@ def test_operations_needing_a_model_say_so(demo_index):
     assert rec.related("demo-006", 2)  # by-id needs no model
     with pytest.raises(ConfigurationError, match="this operation embeds text and needs a model"):
         rec.upsert(parse_article({"id": "x", "title": "t"}))
+
+
+def test_lexical_rows_of_indexed_and_live_articles_in_any_order(demo_index, embedder):
+    """Candidates mix indexed and live articles: their TF-IDF rows come back in the order asked for."""
+    import numpy as np
+
+    rec = Recommender.open(demo_index, embedder=embedder)
+    for i, word in enumerate(["resume", "stall", "collapse"]):
+        rec.upsert(
+            parse_article({"id": f"live-{i}", "title": f"Lisgard ceasefire talks {word}", "body": f"Talks {word}."})
+        )
+    catalog = rec.catalog
+    live = [catalog.position(f"live-{i}") for i in range(3)]
+    positions = np.array([live[2], 5, live[0], 0, 17, live[1], 5])
+    rows = catalog.lexical_rows(positions).toarray()
+    one_by_one = np.vstack([catalog.lexical_rows(np.array([p])).toarray() for p in positions])
+    assert np.array_equal(rows, one_by_one) and rows[0].any() and not np.array_equal(rows[0], rows[2])

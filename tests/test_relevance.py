@@ -216,3 +216,23 @@ def test_drafts_and_pins_carry_relevance(demo_recommender: Recommender) -> None:
     unrelated = parse_article({"id": "recipe", "title": "A slow-cooked bean stew for winter evenings",
                                "body": "Soak the beans overnight, then simmer them with onions, garlic and thyme."})  # fmt: skip
     assert len(demo_recommender.related_to_article(unrelated, 6)) == 0  # nothing in the corpus is about stew
+
+
+def test_salient_terms_feature_matches_a_row_by_row_count() -> None:
+    """The vectorised count against the definition, on random rows with many ties and empty rows."""
+    import scipy.sparse as sp
+
+    from recommender.relevance import _salient_shared
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        m, vocabulary = int(rng.integers(1, 30)), int(rng.integers(5, 60))
+        dense = rng.choice([0, 0, 0, 0.25, 0.5, 0.5, 0.75, 1.0], size=(m + 1, vocabulary)).astype(np.float32)
+        query, rows = sp.csr_matrix(dense[:1]), sp.csr_matrix(dense[1:])
+        n = int(rng.integers(1, 12))
+
+        def heaviest(row: np.ndarray, n: int) -> set[int]:
+            return set(sorted(np.flatnonzero(row).tolist(), key=lambda t: (-row[t], t))[:n])
+
+        expected = [len(heaviest(dense[0], n) & heaviest(row, n)) for row in dense[1:]]
+        assert _salient_shared(rows, query, n).tolist() == expected

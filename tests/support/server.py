@@ -119,7 +119,7 @@ class ServerProcess:
             self._log.close()
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)
+        return httpx.Client(base_url=self.url, **{"timeout": 30.0, **kwargs})
 
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
