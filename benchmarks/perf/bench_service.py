@@ -42,13 +42,20 @@ from tests.support.paths import subprocess_env
 # -- the trivial app --------------------------------------------------------------------------------
 def serve_trivial(port: int) -> None:
     import uvicorn
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
 
     app = FastAPI()
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post("/v1/events")
+    async def sink(request: Request) -> dict[str, int]:
+        """Takes an event batch and stores nothing: the control of bench_events (the poster's load on the
+        machine, without the service doing the work)."""
+        await request.body()
+        return {"accepted": 20, "duplicates": 0}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
