@@ -68,8 +68,8 @@ def start_service(index_dir: Path, events_dir: Path, port: int) -> subprocess.Po
     )
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env)
     _wait_http(f"http://127.0.0.1:{port}/readyz")
-    # The model loads in the background after the index (seconds of CPU holding the GIL), then the heap is frozen
-    # (service/memory.py): measure after both, as a service that has been up for a while.
+    # The model loads in the background after the index (seconds of CPU holding the GIL): measure after it, as a
+    # service that has been up for a while.
     import httpx
 
     deadline = time.monotonic() + 120
