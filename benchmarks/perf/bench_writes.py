@@ -10,7 +10,8 @@ backend a ``python -m service`` runs on a copy of it with ``RECOMMENDER_EMBEDDIN
 (drafts and live writes embed with it; the served vectors stay the build's, which agree at >= 0.99). After the
 model is loaded and 10 warm-up drafts, one client sends, in turns, a related-by-id request for a random indexed
 article, a draft made of a held-out article (its real length: headline-only items stay short, long ones are cut at
-256 tokens by the model) and a PUT of another held-out article. Drafts and writes must embed one text each: their
+256 tokens by the model), a short draft (the same headline and the body's first sentence, as an editor's draft
+starts) and a PUT of the held-out article. Drafts and writes must embed one text each: their
 latency over related-by-id's is what embedding costs per request. Target (issue 19): draft p50 under 15 ms on the
 ``auto`` backend. Every figure is printed with the CPU model and the load.
 """
@@ -67,7 +68,7 @@ def _measure(index: Path, backend: str, held_out: list[dict], ids: list[str], re
         root, work / f"{backend}.log", embedding_backend=backend, cache_size=0, poll_interval=0
     ).start(timeout=600)
     rng = random.Random(7)
-    times: dict[str, list[float]] = {"related": [], "draft": [], "put": []}
+    times: dict[str, list[float]] = {"related": [], "draft": [], "short draft": [], "put": []}
     try:
         wait_until(lambda: _model_ready(server), 600, 0.2, f"the {backend} model")
         with server.client(headers=admin_headers(), timeout=120) as c:
@@ -75,9 +76,11 @@ def _measure(index: Path, backend: str, held_out: list[dict], ids: list[str], re
                 c.post("/v1/related", json={"title": a["title"], "body": a.get("body", "")}).raise_for_status()
             for n in range(requests):
                 body = {"title": held_out[10 + n]["title"], "body": held_out[10 + n].get("body", "")}
+                short = {"title": body["title"], "body": body["body"].split(". ")[0][:200]}
                 for name, method, path, payload in (
                     ("related", "GET", f"/v1/articles/{rng.choice(ids)}/related", None),
                     ("draft", "POST", "/v1/related", body),
+                    ("short draft", "POST", "/v1/related", short),
                     ("put", "PUT", f"/v1/articles/bench-{n}", body),
                 ):
                     t0 = time.perf_counter()
@@ -110,6 +113,7 @@ def main() -> int:
             print(
                 f"{backend:>14}: related-by-id p50 {r['related'][0]:6.1f} ms p99 {r['related'][1]:6.1f} | "
                 f"draft p50 {r['draft'][0]:6.1f} ms p99 {r['draft'][1]:6.1f} ({r['draft'][0] / r['related'][0]:.1f}x) | "
+                f"short draft p50 {r['short draft'][0]:6.1f} ms p99 {r['short draft'][1]:6.1f} | "
                 f"PUT p50 {r['put'][0]:6.1f} ms p99 {r['put'][1]:6.1f} ({r['put'][0] / r['related'][0]:.1f}x)",
                 flush=True,
             )
