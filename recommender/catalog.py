@@ -93,6 +93,18 @@ class Catalog:
     def live_positions(self) -> np.ndarray:
         return np.flatnonzero(self.alive[self.base_count :]) + self.base_count
 
+    def live_candidates(self, vector: np.ndarray, query_lex: sp.csr_matrix, n: int) -> np.ndarray:
+        """Live articles for a first round: all of them up to ``n``; beyond, the top ``n`` by embedding cosine and
+        the top ``n`` by TF-IDF cosine, as the precomputed lists pick indexed ones. Live articles are in no list
+        until the next build, and a day of live writes (hundreds) scored in full made every request dearer."""
+        live = self.live_positions()
+        if len(live) <= n:
+            return live
+        semantic = self.vectors(live) @ vector
+        lexical = (self.lexical_rows(live) @ query_lex.T).toarray().ravel()
+        keep = np.union1d(np.argpartition(-semantic, n - 1)[:n], np.argpartition(-lexical, n - 1)[:n])
+        return live[keep]
+
     def _live_arrays(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
         if self._live_cache is None:
             dim = self._vectors.shape[1]

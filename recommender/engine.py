@@ -230,10 +230,11 @@ class Recommender:
         )  # fmt: skip
 
     def _candidate_pool(self, source: Source, query_lex: sp.csr_matrix, n: int, precomputed: int | None) -> np.ndarray:
-        """First round for an indexed article: its precomputed lists (a lookup). Otherwise, or when a
-        widened pool is needed, a FAISS search plus a lexical scan for the top ``n`` of each retriever."""
+        """First round for an indexed article: its precomputed lists (a lookup), else (or widened) a FAISS search
+        plus a lexical scan for the top ``n`` of each retriever; live articles are picked the same way."""
         base_n = self.catalog.base_count
-        parts: list[np.ndarray] = [self.catalog.live_positions()]
+        live = self.catalog.live_candidates(source.vector, query_lex, max(n, self.config.candidates))
+        parts: list[np.ndarray] = [live]
         sem = self.neighbors["semantic"]
         if precomputed is not None and precomputed < base_n and n <= max(sem.shape[1], self.config.candidates):
             parts.append(np.asarray(sem[precomputed]))

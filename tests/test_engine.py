@@ -225,3 +225,24 @@ def test_lexical_rows_of_indexed_and_live_articles_in_any_order(demo_index, embe
     rows = catalog.lexical_rows(positions).toarray()
     one_by_one = np.vstack([catalog.lexical_rows(np.array([p])).toarray() for p in positions])
     assert np.array_equal(rows, one_by_one) and rows[0].any() and not np.array_equal(rows[0], rows[2])
+
+
+def test_many_live_articles_are_retrieved_like_indexed_ones(demo_index, embedder):
+    """Beyond ``candidates`` live articles, a request takes the top of them by each retriever, not all: the
+    follow-up written live is found among a day's worth of unrelated live writes, and the pool stays bounded."""
+    rec = Recommender.open(demo_index, embedder=embedder, config=RankingConfig(candidates=5))
+    topics = ["bean stew recipe", "phone launch event", "council budget vote", "transfer window deal", "mars rover dust",
+              "marathon route change", "museum reopening date", "rail timetable update", "bakery prize winner",
+              "chess final result", "garden show opens", "bridge repair delay"]  # fmt: skip
+    rec.upsert_many(
+        [
+            parse_article({"id": f"other-{i}", "title": t.capitalize(), "body": f"Local news: {t}."})
+            for i, t in enumerate(topics)
+        ]
+    )
+    rec.upsert(parse_article({"id": "follow-up", "title": "Lisgard ceasefire talks to resume after summit failure",
+                              "body": "Talveria and Orenland agreed to return to Lisgard for new ceasefire talks over Dessk."}))  # fmt: skip
+    source, query_lex, candidates = rec.first_round("demo-006")
+    live = {rec.catalog.articles.ids[p] for p in candidates.positions if p >= rec.catalog.base_count}
+    assert "follow-up" in live and len(live) <= 10
+    assert "follow-up" in [i.article.id for i in rec.related("demo-006", 6)]
