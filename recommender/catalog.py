@@ -101,7 +101,7 @@ class Catalog:
         if len(live) <= n:
             return live
         semantic = self.vectors(live) @ vector
-        lexical = (self.lexical_rows(live) @ query_lex.T).toarray().ravel()
+        lexical = row_dots(self.lexical_rows(live), query_lex)[:, 0]
         keep = np.union1d(np.argpartition(-semantic, n - 1)[:n], np.argpartition(-lexical, n - 1)[:n])
         return live[keep]
 
