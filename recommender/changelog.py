@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from index.persist import atomic_write_bytes, atomic_writer
+from index.persist import atomic_writer
 
 from .article import Article, parse_article
+from .damage import damaged_copy
 from .editorial import Editorial, EditorialChange
 from .errors import FieldError, LiveWriteError, StorageFullError
 
@@ -214,15 +215,7 @@ class ChangeLog:
         import hashlib
 
         name = f"wal-{offset}-{hashlib.blake2b(raw, digest_size=6).hexdigest()}.bin"
-        target = self.damaged_dir / name
-        try:
-            if not target.exists():
-                self.damaged_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(target, raw)
-            return str(target)
-        except OSError as exc:
-            logger.error("could not keep damaged log bytes aside: %s", exc)
-            return None
+        return damaged_copy(self.damaged_dir / name, raw, "log")
 
     def _last_seq(self) -> int:
         last = 0

@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
-from index.persist import atomic_write_bytes, atomic_write_json
+from index.persist import atomic_write_json
 
+from ..damage import damaged_copy
 from .log import LOG_DIR
 from .schema import EVENT_TYPES, event_key
 
@@ -222,12 +223,4 @@ def iter_log_ranges(root: Path) -> Iterator[tuple[str, Path, int, int]]:
 
 def keep_aside(root: Path, segment: Path, offset: int, raw: bytes) -> str | None:
     """Copy damaged bytes to ``_log/damaged/`` (once), so deleting the compacted segment loses nothing."""
-    target = Path(root) / DAMAGED_DIR / f"{segment.parent.name}-{segment.stem}-{offset}.bin"
-    try:
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, raw)
-        return str(target)
-    except OSError as exc:
-        logger.error("could not keep damaged event bytes aside: %s", exc)
-        return None
+    return damaged_copy(Path(root) / DAMAGED_DIR / f"{segment.parent.name}-{segment.stem}-{offset}.bin", raw, "event")
