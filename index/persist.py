@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir"]
+__all__ = ["append_whole", "atomic_writer", "atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "fsync_dir"]
+
+logger = logging.getLogger(__name__)
 
 
 def fsync_dir(path: Path) -> None:
@@ -67,3 +70,22 @@ def atomic_save_npy(path: Path, array: Any) -> None:
 
     with atomic_writer(path) as fh:
         np.save(_ChunkedWriter(fh), np.ascontiguousarray(array))  # type: ignore[arg-type]
+
+
+def append_whole(fd: int, data: bytes, start: int, path: Path) -> None:
+    """Append ``data`` to ``fd`` (opened with O_APPEND, ``start`` bytes long) and fsync, or leave the file as it
+    was: a failed or short write (a full disk) is cut back to ``start`` before its OSError is raised again, so a
+    log never keeps part of an entry nobody was told was stored. ``path`` names the file in the log line of a
+    cut-back that itself fails."""
+    try:
+        view = memoryview(data)
+        while view:  # os.write may write part of the data (a nearly full disk) and return
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+        except OSError:
+            logger.exception("%s: could not cut back a failed append", path)
+        raise

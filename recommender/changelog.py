@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from index.persist import atomic_writer
+from index.persist import append_whole, atomic_writer
 
 from .article import Article, parse_article
 from .damage import damaged_copy
 from .editorial import Editorial, EditorialChange
-from .errors import FieldError, LiveWriteError, StorageFullError
+from .errors import FieldError, LiveWriteError
 
 __all__ = ["CHANGELOG_FILE", "DAMAGED_DIR", "Change", "ChangeLog", "Damage", "fold", "fold_editorial", "latest"]
 
@@ -289,17 +289,8 @@ class ChangeLog:
             try:
                 start = os.fstat(fd).st_size
                 try:
-                    view = memoryview(line)
-                    while view:  # os.write may write part of the line (a nearly full disk) and return
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
+                    append_whole(fd, line, start, self.path)  # nothing of an unacknowledged entry stays
                 except OSError as exc:
-                    # Nothing of an unacknowledged entry may stay: cut the file back to where it was.
-                    try:
-                        os.ftruncate(fd, start)
-                        os.fsync(fd)
-                    except OSError:
-                        logger.exception("%s: could not cut back a failed append", self.path)
                     raise _write_error(exc, self.path) from None
             finally:
                 os.close(fd)
@@ -356,6 +347,4 @@ class ChangeLog:
 
 
 def _write_error(exc: OSError, path: Path) -> LiveWriteError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StorageFullError(exc.errno, f"no space left on the device of {path}; the change was not made")
-    return LiveWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; the change was not made")
+    return LiveWriteError.of(exc, path, "the change was not made")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from typing import Any
+
 __all__ = [
     "RecommenderError",
     "FieldError",
@@ -107,6 +110,14 @@ class LiveWriteError(RecommenderError, OSError):
 
     def __str__(self) -> str:  # OSError would prefix "[Errno N]"; the message already says what happened
         return self.strerror if self.strerror else super().__str__()
+
+    @classmethod
+    def of(cls, exc: OSError, path: Any, outcome: str) -> LiveWriteError:
+        """The error for a failed write of ``path``: a :class:`StorageFullError` when the device is full or over
+        quota; ``outcome`` says what the caller's client must know ("the change was not made")."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return StorageFullError(exc.errno, f"no space left on the device of {path}; {outcome}")
+        return LiveWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; {outcome}")
 
 
 class StorageFullError(LiveWriteError):

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import orjson
 
-from index.persist import fsync_dir
+from index.persist import append_whole, fsync_dir
 
-from ..errors import LiveWriteError, StorageFullError
+from ..errors import LiveWriteError
 from .schema import Event, format_ms, key_of
 
 __all__ = ["LOG_DIR", "Appended", "EventLog", "received_dir", "utc_day"]
@@ -221,20 +221,10 @@ class EventLog:
         if self._fd is None or day != self._day:
             self._open(day)
         assert self._fd is not None and self._path is not None
-        fd, start = self._fd, self._size
+        fd, start, path = self._fd, self._size, self._path
         try:
-            view = memoryview(data)
-            while view:  # os.write may write part of the data (a nearly full disk) and return
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            append_whole(fd, data, start, path)  # nothing of an unacknowledged batch stays
         except OSError as exc:
-            # Nothing of an unacknowledged batch may stay: cut the segment back to where it was.
-            path = self._path
-            try:
-                os.ftruncate(fd, start)
-                os.fsync(fd)
-            except OSError:
-                logger.exception("%s: could not cut back a failed append", path)
             # Never append to this segment again: a compaction of today's log (``compact --now``) may have read lines
             # of the failed batch already, and its recorded offset must never point past bytes still to come.
             self.close()
@@ -252,6 +242,4 @@ class EventLog:
 
 
 def _write_error(exc: OSError, path: Path) -> LiveWriteError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StorageFullError(exc.errno, f"no space left on the device of {path}; the events were not stored")
-    return LiveWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; the events were not stored")
+    return LiveWriteError.of(exc, path, "the events were not stored")
