@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,11 @@ import time
 from pathlib import Path
 
 from benchmarks.common import SHARED_DATASETS, machine_line
+from recommender.evaluation.metrics import percentiles
 from tests.support.paths import subprocess_env
 from tests.support.server import ServerProcess, admin_headers, copy_index, wait_until
 
 REUTERS = SHARED_DATASETS / "reuters21578" / "articles.jsonl"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _index(articles: list[dict], n: int, cache: Path) -> Path:
@@ -88,7 +83,8 @@ def _measure(index: Path, backend: str, held_out: list[dict], ids: list[str], re
                     times[name].append((time.perf_counter() - t0) * 1000)
     finally:
         server.stop()
-    return {name: (statistics.median(v), _percentile(v, 0.99)) for name, v in times.items()}
+    summary = {name: percentiles(v) for name, v in times.items()}
+    return {name: (p["p50"], p["p99"]) for name, p in summary.items()}
 
 
 def main() -> int:
